@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The full check behind `npm test` and .ci/run: formatting, lint, types,
+# documentation lint, publish dry run, then every test (doc examples included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+entries=(mod.ts $(node -e 'const e=require("./deno.json").exports;console.log(Object.values(e).filter(p=>p!=="./mod.ts").join(" "))'))
+
+echo "== deno fmt --check"; deno fmt --check
+echo "== deno lint"; deno lint
+echo "== deno check"; deno check .
+echo "== deno doc --lint ${entries[*]}"; deno doc --lint "${entries[@]}" >/dev/null
+echo "== deno publish --dry-run"; deno publish --dry-run --allow-dirty >/dev/null 2>&1 || deno publish --dry-run --allow-dirty
+echo "== deno test"
+rm -rf .tmp
+deno test -A --doc --parallel
