@@ -187,7 +187,7 @@ export function* commitTemp(temp: TempFile, options: AtomicWriteOptions): Io<voi
 function* removeQuietly(path: string): Io<void> {
   try {
     yield* io.remove(path);
-  } catch { /* a leftover hard link wastes no space and breaks nothing */ }
+  } catch { /* a leftover link only costs the old version's disk space */ }
 }
 
 function* writeBytes(path: string, data: Uint8Array, options: AtomicWriteOptions): Io<void> {
