@@ -8,7 +8,7 @@ entries=(mod.ts $(node -e 'const e=require("./deno.json").exports;console.log(Ob
 
 echo "== deno fmt --check"; deno fmt --check
 echo "== deno lint"; deno lint
-echo "== deno check"; deno check .
+echo "== deno check"; deno check . && deno check --doc-only README.md
 echo "== deno doc --lint ${entries[*]}"; deno doc --lint "${entries[@]}" >/dev/null
 echo "== deno publish --dry-run"; deno publish --dry-run --allow-dirty >/dev/null 2>&1 || deno publish --dry-run --allow-dirty
 echo "== deno test"
