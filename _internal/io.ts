@@ -19,8 +19,19 @@ export interface Call {
   readonly args: readonly unknown[];
 }
 
+/** Independent algorithms to run together; see {@linkcode settle}. */
+export interface Together {
+  readonly together: readonly Io<unknown>[];
+}
+
+/** What an algorithm can yield. */
+export type Step = Call | Together;
+
 /** A generator-based I/O algorithm returning `T`. */
-export type Io<T> = Generator<Call, T, unknown>;
+export type Io<T> = Generator<Step, T, unknown>;
+
+/** How one algorithm run by {@linkcode settle} ended. */
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 type Callable = Record<string, (...args: unknown[]) => unknown>;
 
@@ -28,10 +39,21 @@ type Callable = Record<string, (...args: unknown[]) => unknown>;
 export function runSync<T>(io: Io<T>): T {
   let step = io.next();
   while (!step.done) {
-    const { self, name, args } = step.value;
+    const request = step.value;
     let result: unknown;
     try {
-      result = ((self ?? fs) as unknown as Callable)[`${name}Sync`](...args);
+      if ("together" in request) {
+        result = request.together.map((part): Outcome => {
+          try {
+            return { ok: true, value: runSync(part) };
+          } catch (error) {
+            return { ok: false, error };
+          }
+        });
+      } else {
+        const { self, name, args } = request;
+        result = ((self ?? fs) as unknown as Callable)[`${name}Sync`](...args);
+      }
     } catch (error) {
       step = io.throw(error);
       continue;
@@ -45,10 +67,20 @@ export function runSync<T>(io: Io<T>): T {
 export async function runAsync<T>(io: Io<T>): Promise<T> {
   let step = io.next();
   while (!step.done) {
-    const { self, name, args } = step.value;
+    const request = step.value;
     let result: unknown;
     try {
-      result = await ((self ?? fs) as unknown as Callable)[name](...args);
+      if ("together" in request) {
+        result = await Promise.all(request.together.map((part) =>
+          runAsync(part).then(
+            (value): Outcome => ({ ok: true, value }),
+            (error): Outcome => ({ ok: false, error }),
+          )
+        ));
+      } else {
+        const { self, name, args } = request;
+        result = await ((self ?? fs) as unknown as Callable)[name](...args);
+      }
     } catch (error) {
       step = io.throw(error);
       continue;
@@ -56,6 +88,16 @@ export async function runAsync<T>(io: Io<T>): Promise<T> {
     step = io.next(result);
   }
   return step.value;
+}
+
+/**
+ * Runs independent algorithms together: concurrently under `runAsync`, so
+ * that their round trips to the I/O threads overlap, and one after another
+ * under `runSync`. Every one runs to its end; each outcome is returned, not
+ * thrown, so that the caller decides which failure to report.
+ */
+export function* settle(parts: readonly Io<unknown>[]): Io<Outcome[]> {
+  return (yield { together: parts }) as Outcome[];
 }
 
 // Typed wrappers: `const info = yield* lstat(path)`.
