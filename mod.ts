@@ -5,6 +5,10 @@
  * Every module is also importable on its own:
  *
  * - `@x/atomic-store/atomic`: atomic writes, file locks, locked JSON updates.
+ * - `@x/atomic-store/store`: one value in one file, with `open`, `commit`
+ *   and all-or-nothing `with` blocks, in JSON, YAML or MessagePack.
+ * - `@x/atomic-store/pod`: persistent ordered maps kept in sharded files,
+ *   synced in the background and at exit, shareable between Workers.
  *
  * @example Replace a file atomically
  * ```ts
@@ -14,7 +18,18 @@
  * await atomicWriteJson(path, { theme: "dark" });
  * ```
  *
+ * @example Keep a value in a file
+ * ```ts
+ * import { open } from "@x/atomic-store";
+ *
+ * const path = `${await Deno.makeTempDir()}/runs.json`;
+ * await using store = await open<string[]>(path, { default: [] });
+ * await store.with((s) => void s.value.push(new Date().toISOString()));
+ * ```
+ *
  * @module
  */
 
 export * from "./atomic/mod.ts";
+export * from "./store/mod.ts";
+export * from "./pod/mod.ts";

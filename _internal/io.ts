@@ -17,21 +17,16 @@ export interface Call {
   readonly self?: FileHandle;
   readonly name: string;
   readonly args: readonly unknown[];
+  /**
+   * A metadata call that takes microseconds (stat, chmod, link…): made
+   * synchronously even by {@linkcode runAsync}, because a round trip to
+   * Deno's I/O threads costs more than the call itself.
+   */
+  readonly quick?: boolean;
 }
-
-/** Independent algorithms to run together; see {@linkcode settle}. */
-export interface Together {
-  readonly together: readonly Io<unknown>[];
-}
-
-/** What an algorithm can yield. */
-export type Step = Call | Together;
 
 /** A generator-based I/O algorithm returning `T`. */
-export type Io<T> = Generator<Step, T, unknown>;
-
-/** How one algorithm run by {@linkcode settle} ended. */
-export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+export type Io<T> = Generator<Call, T, unknown>;
 
 type Callable = Record<string, (...args: unknown[]) => unknown>;
 
@@ -39,21 +34,10 @@ type Callable = Record<string, (...args: unknown[]) => unknown>;
 export function runSync<T>(io: Io<T>): T {
   let step = io.next();
   while (!step.done) {
-    const request = step.value;
+    const { self, name, args } = step.value;
     let result: unknown;
     try {
-      if ("together" in request) {
-        result = request.together.map((part): Outcome => {
-          try {
-            return { ok: true, value: runSync(part) };
-          } catch (error) {
-            return { ok: false, error };
-          }
-        });
-      } else {
-        const { self, name, args } = request;
-        result = ((self ?? fs) as unknown as Callable)[`${name}Sync`](...args);
-      }
+      result = ((self ?? fs) as unknown as Callable)[`${name}Sync`](...args);
     } catch (error) {
       step = io.throw(error);
       continue;
@@ -67,20 +51,11 @@ export function runSync<T>(io: Io<T>): T {
 export async function runAsync<T>(io: Io<T>): Promise<T> {
   let step = io.next();
   while (!step.done) {
-    const request = step.value;
+    const { self, name, args, quick } = step.value;
     let result: unknown;
     try {
-      if ("together" in request) {
-        result = await Promise.all(request.together.map((part) =>
-          runAsync(part).then(
-            (value): Outcome => ({ ok: true, value }),
-            (error): Outcome => ({ ok: false, error }),
-          )
-        ));
-      } else {
-        const { self, name, args } = request;
-        result = await ((self ?? fs) as unknown as Callable)[name](...args);
-      }
+      const target = (self ?? fs) as unknown as Callable;
+      result = quick ? target[`${name}Sync`](...args) : await target[name](...args);
     } catch (error) {
       step = io.throw(error);
       continue;
@@ -90,34 +65,28 @@ export async function runAsync<T>(io: Io<T>): Promise<T> {
   return step.value;
 }
 
-/**
- * Runs independent algorithms together: concurrently under `runAsync`, so
- * that their round trips to the I/O threads overlap, and one after another
- * under `runSync`. Every one runs to its end; each outcome is returned, not
- * thrown, so that the caller decides which failure to report.
- */
-export function* settle(parts: readonly Io<unknown>[]): Io<Outcome[]> {
-  return (yield { together: parts }) as Outcome[];
-}
-
 // Typed wrappers: `const info = yield* lstat(path)`.
 
 function* call<T>(name: string, args: unknown[], self?: FileHandle): Io<T> {
   return (yield { self, name, args }) as T;
 }
 
+function* quick<T>(name: string, args: unknown[]): Io<T> {
+  return (yield { name, args, quick: true }) as T;
+}
+
 export const open = (path: string, options: OpenOptions): Io<FileHandle> =>
   call("open", [path, options]);
 export const readFile = (path: string): Io<Uint8Array> => call("readFile", [path]);
-export const stat = (path: string): Io<FileInfo> => call("stat", [path]);
-export const lstat = (path: string): Io<FileInfo> => call("lstat", [path]);
-export const realPath = (path: string): Io<string> => call("realPath", [path]);
-export const readLink = (path: string): Io<string> => call("readLink", [path]);
+export const stat = (path: string): Io<FileInfo> => quick("stat", [path]);
+export const lstat = (path: string): Io<FileInfo> => quick("lstat", [path]);
+export const realPath = (path: string): Io<string> => quick("realPath", [path]);
+export const readLink = (path: string): Io<string> => quick("readLink", [path]);
 export const rename = (from: string, to: string): Io<void> => call("rename", [from, to]);
 export const remove = (path: string): Io<void> => call("remove", [path]);
 export const link = (existing: string, newPath: string): Io<void> =>
-  call("link", [existing, newPath]);
-export const chmod = (path: string, mode: number): Io<void> => call("chmod", [path, mode]);
+  quick("link", [existing, newPath]);
+export const chmod = (path: string, mode: number): Io<void> => quick("chmod", [path, mode]);
 export const mkdir = (path: string, options: { recursive?: boolean }): Io<void> =>
   call("mkdir", [path, options]);
 export const syncDir = (path: string): Io<void> => call("syncDir", [path]);

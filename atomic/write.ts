@@ -135,11 +135,6 @@ export function* discardTemp(temp: TempFile): Io<void> {
  * fsync the directory. On failure the temporary file is removed and the
  * target is as before; when only the directory fsync fails, the previous
  * contents are put back from a hard link taken before the rename.
- *
- * The existing mode is copied to the temporary file and the hard link is
- * taken while the fsync runs: none of the three depends on another, and
- * waiting for each in turn made up most of the cost over a bare
- * write-fsync-rename.
  */
 export function* commitTemp(temp: TempFile, options: AtomicWriteOptions): Io<void> {
   const { target } = temp;
@@ -147,21 +142,20 @@ export function* commitTemp(temp: TempFile, options: AtomicWriteOptions): Io<voi
   let step = "fsync";
   let backup: string | undefined;
   try {
-    const mode = target.existing?.mode;
-    if (durable && target.existing) backup = tempName(target, ".old");
-    const [synced, chmodded, linked] = yield* io.settle([
-      durable ? io.sync(temp.handle) : skip(),
-      mode != null ? io.chmod(temp.name, mode & 0o7777) : skip(),
-      backup ? io.link(target.file, backup) : skip(),
-    ]);
-    // No hard links here: the rollback is lost, not the write.
-    if (!linked.ok) backup = undefined;
-    if (!synced.ok) throw synced.error;
+    if (durable) yield* io.sync(temp.handle);
     step = "close";
     yield* io.close(temp.handle);
-    if (!chmodded.ok) {
+    if (target.existing?.mode != null) {
       step = "chmod";
-      throw chmodded.error;
+      yield* io.chmod(temp.name, target.existing.mode & 0o7777);
+    }
+    if (durable && target.existing) {
+      backup = tempName(target, ".old");
+      try {
+        yield* io.link(target.file, backup);
+      } catch {
+        backup = undefined; // no hard links here: the rollback is lost, not the write
+      }
     }
     step = "rename";
     yield* io.rename(temp.name, target.file);
@@ -189,9 +183,6 @@ export function* commitTemp(temp: TempFile, options: AtomicWriteOptions): Io<voi
   }
   if (backup) yield* removeQuietly(backup);
 }
-
-/** An algorithm that does nothing, for an unused slot of `settle`. */
-function* skip(): Io<void> {}
 
 function* removeQuietly(path: string): Io<void> {
   try {

@@ -1,33 +1,26 @@
 /**
- * The demo behind `npm start`: a job that keeps its state across runs.
+ * The demo behind `npm start`: a program that remembers every time it was
+ * started.
  *
- * Each run records its start time and bumps a run counter in `demo-data/`,
- * with every write atomic and every read-modify-write locked, so runs
- * started in parallel never lose each other's updates. Run it twice and
- * watch the state grow.
+ * The list lives in `demo-data/start-times.json`, kept by a store: the
+ * file is written atomically when the `with` callback finishes, and with
+ * `lock: true` runs started in parallel never lose each other's entries.
+ * Run it twice and watch the list grow.
  *
  * @module
  */
 
 import { fileURLToPath } from "node:url";
-import { atomicUpdateJson } from "../mod.ts";
+import { open } from "../mod.ts";
 
-const dataDir = fileURLToPath(new URL("../demo-data/", import.meta.url));
-const statePath = `${dataDir}runs.json`;
+const path = fileURLToPath(new URL("../demo-data/start-times.json", import.meta.url));
 
-interface RunLog {
-  runs: number;
-  startTimes: string[];
-}
+await using store = await open<string[]>(path, { default: [], lock: true });
+await store.with((s) => {
+  console.log(`Previous executions (${s.value.length}):`);
+  for (const time of s.value) console.log(`  ${time}`);
+  s.value.push(new Date().toISOString());
+});
 
-const started = new Date().toISOString();
-const state = await atomicUpdateJson<RunLog>(statePath, (log) => {
-  log.runs += 1;
-  log.startTimes.push(started);
-  return log;
-}, { defaultData: { runs: 0, startTimes: [] } });
-
-console.log(`State kept in ${statePath}`);
-console.log(`This is run number ${state.runs}. Start times so far:`);
-for (const time of state.startTimes) console.log(`  ${time}`);
+console.log(`This was run number ${store.value.length}, recorded in ${path}.`);
 console.log("Run `npm start` again and the list grows.");
