@@ -7,6 +7,12 @@
  * Decoders throw whatever the parser throws; callers turn that into a
  * `CorruptFileError` naming the file.
  *
+ * With `tagged: true`, each format also stores `Map`, `Set`, `Date` and
+ * typed arrays so that they read back as themselves: YAML with the tags
+ * `!!set`, `!!omap`, `!!timestamp`, `!!binary` and `!<TypedArrayName>`,
+ * MessagePack with extension types, and JSON in the tagged form described at
+ * {@linkcode toTaggedJson}.
+ *
  * @module
  */
 
@@ -40,6 +46,12 @@ export interface JsonOptions {
   replacer?: JsonTransform;
   /** Passed to `JSON.parse`. */
   reviver?: JsonTransform;
+  /**
+   * Write `Map`, `Set`, `Date` and typed arrays in the tagged form of
+   * {@linkcode toTaggedJson}, and read that form back. The replacer sees the
+   * tagged form; the reviver runs before the tags are read. Default `false`.
+   */
+  tagged?: boolean;
 }
 
 /** Options of the YAML format, handed to `npm:yaml`. */
@@ -52,6 +64,13 @@ export interface YamlOptions {
     & YAML.ToStringOptions;
   /** Options for `YAML.parse`. */
   parse?: YAML.ParseOptions & YAML.DocumentOptions & YAML.SchemaOptions & YAML.ToJSOptions;
+  /**
+   * Tag `Set` (`!!set`), `Map` (`!!omap`), `Date` (`!!timestamp`),
+   * `Uint8Array` (`!!binary`) and other typed arrays (`!<Float64Array>` and so
+   * on, base64 of the little-endian bytes), so that they read back as
+   * themselves. Default `false`.
+   */
+  tagged?: boolean;
 }
 
 /** Options of the MessagePack format, handed to `npm:@msgpack/msgpack`. */
@@ -60,6 +79,12 @@ export interface MsgpackOptions {
   encode?: MessagePack.EncoderOptions;
   /** Options for `decode`. */
   decode?: MessagePack.DecoderOptions;
+  /**
+   * Store `Set` (extension type 1), `Map` (type 2) and typed arrays other than
+   * `Uint8Array` (type 3) so that they read back as themselves. Default
+   * `false`, which refuses Maps and Sets.
+   */
+  tagged?: boolean;
 }
 
 /** Format options, one entry per built-in format. */
@@ -146,10 +171,11 @@ function isLossyContainer(value: object): boolean {
 /** The JSON format. Rejects cycles, BigInts, functions, symbols, NaN, ±Infinity and `undefined` where JSON would drop or change them, and Maps, Sets and typed arrays, which JSON writes as `{}`. */
 export function jsonCodec<T = unknown>(options: JsonOptions = {}): Codec<T> {
   const indent = options.indent ?? 2;
-  const { replacer, reviver } = options;
+  const { replacer, reviver, tagged = false } = options;
   return {
     name: "json",
-    encode(value: T): string {
+    encode(input: T): string {
+      const value = tagged ? toTaggedJson(input) : input;
       // JSON.stringify calls the replacer for the top-level value first.
       let first = true;
       const check = function (this: unknown, key: string, raw: unknown): unknown {
@@ -186,7 +212,8 @@ export function jsonCodec<T = unknown>(options: JsonOptions = {}): Codec<T> {
       return indent > 0 ? `${text}\n` : text;
     },
     decode(data: Uint8Array): T {
-      return JSON.parse(decodeUtf8(data), reviver);
+      const value = JSON.parse(decodeUtf8(data), reviver);
+      return tagged ? fromTaggedJson(value) as T : value;
     },
   };
 }
@@ -247,24 +274,33 @@ function assertEncodable(root: unknown, rules: WalkRules): void {
 
 /** The YAML format. Repeated and cyclic objects become anchors and aliases. */
 export function yamlCodec<T = unknown>(options: YamlOptions = {}): Codec<T> {
+  const stringifyOptions = options.tagged ? withYamlTags(options.stringify) : options.stringify;
+  const parseOptions = options.tagged ? withYamlTags(options.parse) : options.parse;
   return {
     name: "yaml",
     encode(value: T): string {
       assertEncodable(value, { format: "YAML", cycles: true, bigint: true, mapsAndSets: true });
-      return YAML.stringify(value, options.stringify);
+      return YAML.stringify(value, stringifyOptions);
     },
     decode(data: Uint8Array): T {
       const text = decodeUtf8(data);
       // yaml.parse reports problems as warnings for some inputs; treat an
       // empty document as corrupt rather than as `null`.
       if (text.trim() === "") throw new SyntaxError("empty YAML document");
-      return YAML.parse(text, options.parse);
+      return YAML.parse(text, parseOptions);
     },
   };
 }
 
 /** The MessagePack format. Dates use the timestamp extension. */
 export function msgpackCodec<T = unknown>(options: MsgpackOptions = {}): Codec<T> {
+  const tagged = options.tagged === true;
+  const encodeOptions = tagged
+    ? { ...options.encode, extensionCodec: msgpackTags }
+    : options.encode;
+  const decodeOptions = tagged
+    ? { ...options.decode, extensionCodec: msgpackTags }
+    : options.decode;
   return {
     name: "msgpack",
     encode(value: T): Uint8Array {
@@ -272,12 +308,12 @@ export function msgpackCodec<T = unknown>(options: MsgpackOptions = {}): Codec<T
         format: "MessagePack",
         cycles: false,
         bigint: options.encode?.useBigInt64 === true,
-        mapsAndSets: false,
+        mapsAndSets: tagged,
       });
-      return MessagePack.encode(value, options.encode);
+      return MessagePack.encode(value, encodeOptions);
     },
     decode(data: Uint8Array): T {
-      return MessagePack.decode(data, options.decode) as T;
+      return MessagePack.decode(data, decodeOptions) as T;
     },
   };
 }
@@ -329,3 +365,343 @@ export function resolveCodec<T>(
     decode: (data: Uint8Array) => custom.decode(data),
   };
 }
+
+// ---------------------------------------------------------------------------
+// Tagged values: Map, Set, Date and typed arrays in every format.
+
+type TypedArray =
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
+
+type TypedArrayConstructor = new (buffer: ArrayBuffer) => TypedArray;
+
+/** The typed array classes that the tagged forms know, by name (in a fixed order: MessagePack stores the index). */
+const TYPED_ARRAYS: [string, TypedArrayConstructor][] = [
+  "Int8Array",
+  "Uint8Array",
+  "Uint8ClampedArray",
+  "Int16Array",
+  "Uint16Array",
+  "Int32Array",
+  "Uint32Array",
+  "Float32Array",
+  "Float64Array",
+  "BigInt64Array",
+  "BigUint64Array",
+  "Float16Array",
+].flatMap((name) => {
+  const type = (globalThis as Record<string, unknown>)[name];
+  return typeof type === "function" ? [[name, type as TypedArrayConstructor]] : [];
+});
+
+/**
+ * The name of the standard typed array class of `value` (`"Float64Array"`),
+ * or `undefined` when it is not a typed array (a `DataView`, say). A
+ * subclass such as Node's `Buffer` counts as its standard base class.
+ */
+export function typedArrayName(value: unknown): string | undefined {
+  if (!ArrayBuffer.isView(value) || value instanceof DataView) return undefined;
+  for (const [name, type] of TYPED_ARRAYS) if (value instanceof type) return name;
+  return undefined;
+}
+
+/** A copy of `bytes` (little-endian, as the platform stores them) as a typed array called `name`. */
+export function typedArrayFromBytes(name: string, bytes: Uint8Array): ArrayBufferView {
+  const entry = TYPED_ARRAYS.find(([known]) => known === name);
+  if (!entry) throw new TypeError(`unknown typed array type "${name}"`);
+  const type = entry[1] as unknown as { BYTES_PER_ELEMENT: number } & TypedArrayConstructor;
+  if (bytes.byteLength % type.BYTES_PER_ELEMENT !== 0) {
+    throw new TypeError(`${bytes.byteLength} bytes do not make a whole ${name}`);
+  }
+  return new type(bytes.slice().buffer);
+}
+
+function bytesOf(view: ArrayBufferView): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let text = "";
+  for (let offset = 0; offset < bytes.length; offset += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(offset, offset + 0x8000));
+  }
+  return btoa(text);
+}
+
+function fromBase64(text: string): Uint8Array {
+  const binary = atob(text.replace(/\s+/g, ""));
+  const bytes = new Uint8Array(binary.length);
+  for (let index = 0; index < binary.length; index++) bytes[index] = binary.charCodeAt(index);
+  return bytes;
+}
+
+/** The keys that mark a tagged value in the JSON form. */
+const JSON_TAGS = new Set(["$map", "$set", "$date", "$bytes", "$typed"]);
+
+/** How an object key is written in the tagged JSON form: keys starting with `$` get one more. */
+export function escapeTaggedKey(key: string): string {
+  return key.charCodeAt(0) === 36 /* $ */ ? `$${key}` : key;
+}
+
+/** The object key that a key of the tagged JSON form stands for. */
+export function unescapeTaggedKey(key: string): string {
+  return key.startsWith("$$") ? key.slice(1) : key;
+}
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function setOwn(object: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === "__proto__") {
+    Object.defineProperty(object, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  } else {
+    object[key] = value;
+  }
+}
+
+/**
+ * Turns a value into its tagged JSON form: plain JSON data that
+ * `JSON.stringify` writes faithfully and {@linkcode fromTaggedJson} turns back.
+ *
+ * - `Map` → `{ "$map": [[key, value], …] }` (entries in order)
+ * - `Set` → `{ "$set": [member, …] }`
+ * - `Date` → `{ "$date": "2024-05-01T12:00:00.000Z" }` (`null` for an invalid date)
+ * - `Uint8Array` → `{ "$bytes": "<base64>" }`
+ * - other typed arrays → `{ "$typed": "Float64Array:<base64 of the little-endian bytes>" }`
+ * - an object key that starts with `$` gets one more `$` (`"$ref"` → `"$$ref"`),
+ *   so that no plain object reads back as a tag.
+ *
+ * Anything else (functions, class instances, `undefined`) is left for
+ * `JSON.stringify` and the JSON codec's checks; a cycle is a `TypeError`.
+ *
+ * @example
+ * ```ts
+ * import { toTaggedJson } from "@x/atomic-store/reactive";
+ *
+ * const json = JSON.stringify(toTaggedJson({ tags: new Set(["a"]), $ref: 1 }));
+ * console.assert(json === '{"tags":{"$set":["a"]},"$$ref":1}');
+ * ```
+ */
+export function toTaggedJson(value: unknown): unknown {
+  const ancestors = new Set<object>();
+  const path: (string | number)[] = [];
+  const visit = (value: unknown): unknown => {
+    if (typeof value !== "object" || value === null) return value;
+    if (value instanceof Date) {
+      return { $date: Number.isNaN(value.getTime()) ? null : value.toISOString() };
+    }
+    if (ArrayBuffer.isView(value)) {
+      const name = typedArrayName(value);
+      if (name === "Uint8Array") return { $bytes: toBase64(bytesOf(value)) };
+      if (name !== undefined) return { $typed: `${name}:${toBase64(bytesOf(value))}` };
+      return value;
+    }
+    const isArray = Array.isArray(value);
+    const isCollection = value instanceof Map || value instanceof Set;
+    if (!isArray && !isCollection && !isPlainObject(value)) return value;
+    if (ancestors.has(value)) {
+      throw new TypeError(`cannot encode a cycle at ${renderPath(path)} as JSON`);
+    }
+    ancestors.add(value);
+    let out: unknown;
+    if (isArray) {
+      out = value.map((item, index) => {
+        path.push(index);
+        const result = visit(item);
+        path.pop();
+        return result;
+      });
+    } else if (value instanceof Map) {
+      let index = 0;
+      const entries: unknown[] = [];
+      for (const [key, item] of value) {
+        path.push(index++);
+        entries.push([visit(key), visit(item)]);
+        path.pop();
+      }
+      out = { $map: entries };
+    } else if (value instanceof Set) {
+      let index = 0;
+      const members: unknown[] = [];
+      for (const item of value) {
+        path.push(index++);
+        members.push(visit(item));
+        path.pop();
+      }
+      out = { $set: members };
+    } else {
+      const object: Record<string, unknown> = {};
+      for (const key of Object.keys(value)) {
+        path.push(key);
+        setOwn(object, escapeTaggedKey(key), visit((value as Record<string, unknown>)[key]));
+        path.pop();
+      }
+      out = object;
+    }
+    ancestors.delete(value);
+    return out;
+  };
+  return visit(value);
+}
+
+function malformed(tag: string, detail: string): SyntaxError {
+  return new SyntaxError(`malformed ${tag} tag: ${detail}`);
+}
+
+/**
+ * Turns the tagged JSON form of {@linkcode toTaggedJson} back into values.
+ * The input is not modified. A malformed tag (`{ "$map": 5 }`) is a
+ * `SyntaxError`.
+ *
+ * @example
+ * ```ts
+ * import { fromTaggedJson } from "@x/atomic-store/reactive";
+ *
+ * const value = fromTaggedJson(JSON.parse('{"byId": {"$map": [[1, "one"]]}}')) as {
+ *   byId: Map<number, string>;
+ * };
+ * console.assert(value.byId.get(1) === "one");
+ * ```
+ */
+export function fromTaggedJson(json: unknown): unknown {
+  const visit = (value: unknown): unknown => {
+    if (typeof value !== "object" || value === null) return value;
+    if (Array.isArray(value)) return value.map(visit);
+    const keys = Object.keys(value);
+    const record = value as Record<string, unknown>;
+    if (keys.length === 1 && JSON_TAGS.has(keys[0])) {
+      const tag = keys[0];
+      const body = record[tag];
+      switch (tag) {
+        case "$map": {
+          if (!Array.isArray(body)) throw malformed(tag, "not an array of entries");
+          const map = new Map();
+          for (const entry of body) {
+            if (!Array.isArray(entry) || entry.length !== 2) {
+              throw malformed(tag, "an entry is not a [key, value] pair");
+            }
+            map.set(visit(entry[0]), visit(entry[1]));
+          }
+          return map;
+        }
+        case "$set":
+          if (!Array.isArray(body)) throw malformed(tag, "not an array of members");
+          return new Set(body.map(visit));
+        case "$date": {
+          if (body !== null && typeof body !== "string") throw malformed(tag, "not a string");
+          const date = new Date(body === null ? NaN : body);
+          if (body !== null && Number.isNaN(date.getTime())) {
+            throw malformed(tag, `${JSON.stringify(body)} is not a date`);
+          }
+          return date;
+        }
+        case "$bytes":
+          if (typeof body !== "string") throw malformed(tag, "not a base64 string");
+          try {
+            return fromBase64(body);
+          } catch (cause) {
+            throw new SyntaxError(`malformed $bytes tag: not base64`, { cause });
+          }
+        case "$typed": {
+          const match = typeof body === "string" ? /^(\w+):(.*)$/s.exec(body) : null;
+          if (!match) throw malformed(tag, 'not "<TypeName>:<base64>"');
+          try {
+            return typedArrayFromBytes(match[1], fromBase64(match[2]));
+          } catch (cause) {
+            throw new SyntaxError(`malformed $typed tag: ${(cause as Error).message}`, { cause });
+          }
+        }
+      }
+    }
+    const object: Record<string, unknown> = {};
+    for (const key of keys) setOwn(object, unescapeTaggedKey(key), visit(record[key]));
+    return object;
+  };
+  return visit(json);
+}
+
+// YAML: the YAML 1.1 collection and timestamp tags, and byte tags of our own
+// (the library's `!!binary` reads as a Node Buffer and writes a view's whole
+// underlying buffer).
+
+const yamlBinary: YAML.ScalarTag = {
+  identify: (value) => typedArrayName(value) === "Uint8Array",
+  default: false,
+  tag: "tag:yaml.org,2002:binary",
+  resolve: (source) => fromBase64(source),
+  stringify: (item) => toBase64(bytesOf(item.value as Uint8Array)),
+};
+
+const yamlTypedArrays: YAML.ScalarTag[] = TYPED_ARRAYS
+  .filter(([name]) => name !== "Uint8Array")
+  .map(([name]) => ({
+    identify: (value: unknown) => typedArrayName(value) === name,
+    default: false,
+    tag: `!${name}`,
+    resolve: (source: string) => typedArrayFromBytes(name, fromBase64(source)),
+    stringify: (item: YAML.Scalar) => toBase64(bytesOf(item.value as ArrayBufferView)),
+  }));
+
+function withYamlTags<T extends { customTags?: YAML.SchemaOptions["customTags"] }>(
+  options: T | undefined,
+): T {
+  const tags: YAML.Tags = ["set", "omap", "timestamp", yamlBinary, ...yamlTypedArrays];
+  const custom = options?.customTags;
+  return {
+    ...options,
+    customTags: typeof custom === "function"
+      ? (defaults: YAML.Tags) => custom([...tags, ...defaults])
+      : [...tags, ...(custom ?? [])],
+  } as T;
+}
+
+// MessagePack: Set, Map and non-byte typed arrays as extension types; Date
+// and Uint8Array are native.
+
+const msgpackTags: MessagePack.ExtensionCodec = new MessagePack.ExtensionCodec();
+msgpackTags.register({
+  type: 1,
+  encode: (value) =>
+    value instanceof Set ? MessagePack.encode([...value], { extensionCodec: msgpackTags }) : null,
+  decode: (data) => new Set(MessagePack.decode(data, { extensionCodec: msgpackTags }) as unknown[]),
+});
+msgpackTags.register({
+  type: 2,
+  encode: (value) =>
+    value instanceof Map ? MessagePack.encode([...value], { extensionCodec: msgpackTags }) : null,
+  decode: (data) =>
+    new Map(MessagePack.decode(data, { extensionCodec: msgpackTags }) as [unknown, unknown][]),
+});
+msgpackTags.register({
+  type: 3,
+  encode: (value) => {
+    const name = typedArrayName(value);
+    if (name === undefined || name === "Uint8Array") return null;
+    const bytes = bytesOf(value as ArrayBufferView);
+    const out = new Uint8Array(bytes.byteLength + 1);
+    out[0] = TYPED_ARRAYS.findIndex(([known]) => known === name);
+    out.set(bytes, 1);
+    return out;
+  },
+  decode: (data) => {
+    const entry = TYPED_ARRAYS[data[0]];
+    if (!entry) throw new TypeError(`unknown typed array type number ${data[0]}`);
+    return typedArrayFromBytes(entry[0], data.subarray(1));
+  },
+});

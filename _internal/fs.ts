@@ -424,7 +424,8 @@ export function faultyFileSystem(
       get(object, key, receiver) {
         const value = Reflect.get(object, key, receiver);
         if (typeof key !== "string" || typeof value !== "function") return value;
-        const suffixed = key.endsWith("Sync");
+        // `dataSync` is an async method whose name happens to end in "Sync".
+        const suffixed = key.endsWith("Sync") && !(key in ops);
         const isSync = suffixed || key === "addSignalListener";
         const op = ops[suffixed ? key.slice(0, -4) : key];
         const method = value as Method;

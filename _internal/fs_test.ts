@@ -39,3 +39,15 @@ Deno.test("injectFaults swaps the seam and restores it, also on error", async ()
   );
   assert.equal(fs, before);
 });
+
+Deno.test("dataSync and dataSyncSync both count as fsync", async () => {
+  const path = `${await Deno.makeTempDir()}/data`;
+  await injectFaults([{ op: "fsync", times: 2 }], async (log) => {
+    const file = await fs.open(path, { write: true, create: true });
+    await assert.rejects(file.dataSync(), InjectedFault);
+    assert.throws(() => file.dataSyncSync(), InjectedFault);
+    await file.dataSync();
+    file.closeSync();
+    assert.equal(log.fired, 2);
+  });
+});
