@@ -54,16 +54,38 @@ export interface JsonOptions {
   tagged?: boolean;
 }
 
-/** Options of the YAML format, handed to `npm:yaml`. */
+/**
+ * Options of the YAML format. Each object is handed as it is to `npm:yaml`
+ * (`stringify` to `YAML.stringify`, `parse` to `YAML.parse`), so every
+ * option of that library works; the common ones are typed here.
+ */
 export interface YamlOptions {
   /** Options for `YAML.stringify`. */
-  stringify?:
-    & YAML.DocumentOptions
-    & YAML.SchemaOptions
-    & YAML.CreateNodeOptions
-    & YAML.ToStringOptions;
+  stringify?: {
+    /** Spaces per indentation level. Default 2. */
+    indent?: number;
+    /** Longest line before folding long strings; `0` never folds. Default 80. */
+    lineWidth?: number;
+    /** Write the keys of each mapping in sorted order. Default `false`. */
+    sortMapEntries?: boolean;
+    /** Write an object met twice as an anchor and aliases. Default `true`. */
+    aliasDuplicateObjects?: boolean;
+    /** The YAML version to write. Default `"1.2"`. */
+    version?: "1.1" | "1.2" | "next";
+    /** Any other option of `YAML.stringify`. */
+    [option: string]: unknown;
+  };
   /** Options for `YAML.parse`. */
-  parse?: YAML.ParseOptions & YAML.DocumentOptions & YAML.SchemaOptions & YAML.ToJSOptions;
+  parse?: {
+    /** Treat duplicate keys in a mapping as an error. Default `true`. */
+    uniqueKeys?: boolean;
+    /** The most alias expansions allowed, against "billion laughs" files. Default 100. */
+    maxAliasCount?: number;
+    /** The YAML version to read. Default `"1.2"`. */
+    version?: "1.1" | "1.2" | "next";
+    /** Any other option of `YAML.parse`. */
+    [option: string]: unknown;
+  };
   /**
    * Tag `Set` (`!!set`), `Map` (`!!omap`), `Date` (`!!timestamp`),
    * `Uint8Array` (`!!binary`) and other typed arrays (`!<Float64Array>` and so
@@ -73,12 +95,34 @@ export interface YamlOptions {
   tagged?: boolean;
 }
 
-/** Options of the MessagePack format, handed to `npm:@msgpack/msgpack`. */
+/**
+ * Options of the MessagePack format, handed as they are to
+ * `npm:@msgpack/msgpack`'s `encode` and `decode`; the common ones are typed
+ * here.
+ */
 export interface MsgpackOptions {
   /** Options for `encode`. */
-  encode?: MessagePack.EncoderOptions;
+  encode?: {
+    /** Store BigInts as 64-bit integers (otherwise they are refused). Default `false`. */
+    useBigInt64?: boolean;
+    /** Write object keys sorted, for byte-for-byte comparable files. Default `false`. */
+    sortKeys?: boolean;
+    /** Leave out properties whose value is `undefined`, as JSON does. Default `false`. */
+    ignoreUndefined?: boolean;
+    /** Deepest nesting allowed. Default 100. */
+    maxDepth?: number;
+    /** Any other option of `encode`. */
+    [option: string]: unknown;
+  };
   /** Options for `decode`. */
-  decode?: MessagePack.DecoderOptions;
+  decode?: {
+    /** Read 64-bit integers as BigInts. Default `false`. */
+    useBigInt64?: boolean;
+    /** Longest string allowed, in bytes. */
+    maxStrLength?: number;
+    /** Any other option of `decode`. */
+    [option: string]: unknown;
+  };
   /**
    * Store `Set` (extension type 1), `Map` (type 2) and typed arrays other than
    * `Uint8Array` (type 3) so that they read back as themselves. Default
@@ -86,6 +130,17 @@ export interface MsgpackOptions {
    */
   tagged?: boolean;
 }
+
+type YamlStringifyOptions =
+  & YAML.DocumentOptions
+  & YAML.SchemaOptions
+  & YAML.CreateNodeOptions
+  & YAML.ToStringOptions;
+type YamlParseOptions =
+  & YAML.ParseOptions
+  & YAML.DocumentOptions
+  & YAML.SchemaOptions
+  & YAML.ToJSOptions;
 
 /** Format options, one entry per built-in format. */
 export interface FormatOptions {
@@ -274,8 +329,11 @@ function assertEncodable(root: unknown, rules: WalkRules): void {
 
 /** The YAML format. Repeated and cyclic objects become anchors and aliases. */
 export function yamlCodec<T = unknown>(options: YamlOptions = {}): Codec<T> {
-  const stringifyOptions = options.tagged ? withYamlTags(options.stringify) : options.stringify;
-  const parseOptions = options.tagged ? withYamlTags(options.parse) : options.parse;
+  // The public option types list the common options and pass the rest through.
+  const stringify = options.stringify as YamlStringifyOptions | undefined;
+  const parse = options.parse as YamlParseOptions | undefined;
+  const stringifyOptions = options.tagged ? withYamlTags(stringify) : stringify;
+  const parseOptions = options.tagged ? withYamlTags(parse) : parse;
   return {
     name: "yaml",
     encode(value: T): string {

@@ -81,15 +81,20 @@
  */
 
 export {
-  type MsgpackFormatOptions,
   open,
   type Store,
   type StoreFormat,
   type StoreLockOptions,
   type StoreOptions,
-  type YamlFormatOptions,
 } from "./store.ts";
-export type { Codec, FormatName, JsonOptions, JsonTransform } from "../_internal/codec.ts";
+export type {
+  Codec,
+  FormatName,
+  JsonOptions,
+  JsonTransform,
+  MsgpackOptions,
+  YamlOptions,
+} from "../_internal/codec.ts";
 export type { AtomicWriteOptions } from "../atomic/write.ts";
 export {
   AtomicStoreError,

@@ -22,70 +22,6 @@ import { atomicWrite, type AtomicWriteOptions } from "../atomic/write.ts";
  */
 export type StoreFormat<T> = FormatName | Codec<T>;
 
-/**
- * Options of the YAML format. Each object is handed as it is to `npm:yaml`
- * (`stringify` to `YAML.stringify`, `parse` to `YAML.parse`), so every
- * option of that library works; the common ones are typed here.
- */
-export interface YamlFormatOptions {
-  /** Options for `YAML.stringify`. */
-  stringify?: {
-    /** Spaces per indentation level. Default 2. */
-    indent?: number;
-    /** Longest line before folding long strings; `0` never folds. Default 80. */
-    lineWidth?: number;
-    /** Write the keys of each mapping in sorted order. Default `false`. */
-    sortMapEntries?: boolean;
-    /** Write an object met twice as an anchor and aliases. Default `true`. */
-    aliasDuplicateObjects?: boolean;
-    /** The YAML version to write. Default `"1.2"`. */
-    version?: "1.1" | "1.2" | "next";
-    /** Any other option of `YAML.stringify`. */
-    [option: string]: unknown;
-  };
-  /** Options for `YAML.parse`. */
-  parse?: {
-    /** Treat duplicate keys in a mapping as an error. Default `true`. */
-    uniqueKeys?: boolean;
-    /** The most alias expansions allowed, against "billion laughs" files. Default 100. */
-    maxAliasCount?: number;
-    /** The YAML version to read. Default `"1.2"`. */
-    version?: "1.1" | "1.2" | "next";
-    /** Any other option of `YAML.parse`. */
-    [option: string]: unknown;
-  };
-}
-
-/**
- * Options of the MessagePack format, handed as they are to
- * `npm:@msgpack/msgpack`'s `encode` and `decode`; the common ones are typed
- * here.
- */
-export interface MsgpackFormatOptions {
-  /** Options for `encode`. */
-  encode?: {
-    /** Store BigInts as 64-bit integers (otherwise they are refused). Default `false`. */
-    useBigInt64?: boolean;
-    /** Write object keys sorted, for byte-for-byte comparable files. Default `false`. */
-    sortKeys?: boolean;
-    /** Leave out properties whose value is `undefined`, as JSON does. Default `false`. */
-    ignoreUndefined?: boolean;
-    /** Deepest nesting allowed. Default 100. */
-    maxDepth?: number;
-    /** Any other option of `encode`. */
-    [option: string]: unknown;
-  };
-  /** Options for `decode`. */
-  decode?: {
-    /** Read 64-bit integers as BigInts. Default `false`. */
-    useBigInt64?: boolean;
-    /** Longest string allowed, in bytes. */
-    maxStrLength?: number;
-    /** Any other option of `decode`. */
-    [option: string]: unknown;
-  };
-}
-
 /** How long and how eagerly a `lock: true` store waits for its lock. */
 export interface StoreLockOptions {
   /** How long the outermost `with` waits for the lock, in milliseconds. Default 30000. */
@@ -111,9 +47,9 @@ export interface StoreOptions<T> extends AtomicWriteOptions {
   /** Options of the JSON format, such as `{ indent: 0 }` for compact files. */
   json?: JsonOptions;
   /** Options of the YAML format, such as `{ stringify: { indent: 4 } }`. */
-  yaml?: YamlFormatOptions;
+  yaml?: YamlOptions;
   /** Options of the MessagePack format, such as `{ encode: { sortKeys: true } }`. */
-  msgpack?: MsgpackFormatOptions;
+  msgpack?: MsgpackOptions;
   /**
    * With nested {@linkcode Store.with} calls on one store, every exit
    * commits by default. With `true`, only the outermost exit does.
@@ -320,9 +256,8 @@ class FileStore<T> implements Store<T> {
     this.#options = options;
     const codec = resolveCodec<T>(options.format ?? formatFromPath(path), {
       json: options.json,
-      // The library's own option types, which the public types above mirror.
-      yaml: options.yaml as YamlOptions | undefined,
-      msgpack: options.msgpack as MsgpackOptions | undefined,
+      yaml: options.yaml,
+      msgpack: options.msgpack,
     });
     this.#codec = codec;
     this.format = codec.name;
