@@ -256,7 +256,19 @@ export function jsonCodec<T = unknown>(options: JsonOptions = {}): Codec<T> {
       const valueRoot: unknown = value;
       let text: string | undefined;
       try {
-        text = JSON.stringify(value, check, indent > 0 ? indent : undefined);
+        if (replacer) {
+          text = JSON.stringify(value, check, indent > 0 ? indent : undefined);
+        } else {
+          // Without a replacer, a separate check and a plain stringify are
+          // about twice as fast as a checking replacer.
+          const problem = findJsonProblem(value);
+          if (problem) {
+            throw problem.cycle
+              ? new TypeError(`cannot encode a cycle at ${renderPath(problem.path)} as JSON`)
+              : unencodable("JSON", problem.path, problem.value);
+          }
+          text = JSON.stringify(value, null, indent > 0 ? indent : undefined);
+        }
       } catch (error) {
         if (error instanceof TypeError && !/^cannot encode/.test(error.message)) {
           throw new TypeError(`cannot encode value as JSON: ${error.message}`, { cause: error });
@@ -271,6 +283,77 @@ export function jsonCodec<T = unknown>(options: JsonOptions = {}): Codec<T> {
       return tagged ? fromTaggedJson(value) as T : value;
     },
   };
+}
+
+interface JsonProblem {
+  path: (string | number)[];
+  value: unknown;
+  cycle?: boolean;
+}
+
+/**
+ * Finds the first value JSON.stringify would drop, change or fail on,
+ * following its rules: `toJSON` first, `undefined` dropped silently only as
+ * an object property.
+ */
+function findJsonProblem(root: unknown): JsonProblem | undefined {
+  const ancestors = new Set<object>();
+  const path: (string | number)[] = [];
+  let found: JsonProblem | undefined;
+  const visit = (raw: unknown, key: string, inArray: boolean, atTop: boolean): boolean => {
+    let value = raw;
+    if (
+      value !== null && typeof value === "object" &&
+      typeof (value as { toJSON?: unknown }).toJSON === "function"
+    ) {
+      value = (value as { toJSON(key: string): unknown }).toJSON(key);
+    }
+    switch (typeof value) {
+      case "string":
+      case "boolean":
+        return true;
+      case "number":
+        if (Number.isFinite(value)) return true;
+        break;
+      case "undefined":
+        if (!inArray && !atTop) return true;
+        break;
+      case "object": {
+        if (value === null) return true;
+        if (ancestors.has(value)) {
+          found = { path: [...path], value, cycle: true };
+          return false;
+        }
+        const isArray = Array.isArray(value);
+        const proto = Object.getPrototypeOf(value);
+        if (!isArray && proto !== Object.prototype && proto !== null && isLossyContainer(value)) {
+          break;
+        }
+        ancestors.add(value);
+        if (isArray) {
+          const list = value as unknown[];
+          for (let index = 0; index < list.length; index++) {
+            path.push(index);
+            if (!visit(list[index], String(index), true, false)) return false;
+            path.pop();
+          }
+        } else {
+          const record = value as Record<string, unknown>;
+          for (const name of Object.keys(record)) {
+            path.push(name);
+            if (!visit(record[name], name, false, false)) return false;
+            path.pop();
+          }
+        }
+        ancestors.delete(value);
+        return true;
+      }
+    }
+    found = { path: [...path], value };
+    return false;
+  };
+  visit(root, "", false, true);
+  return found;
 }
 
 interface WalkRules {

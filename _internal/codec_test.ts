@@ -73,3 +73,37 @@ Deno.test("custom codecs are checked for shape and output", () => {
   const broken = resolveCodec({ name: "broken", encode: () => 5 as never, decode: () => 0 });
   assert.throws(() => broken.encode(1), /broken codec's encode\(\) returned 5/);
 });
+
+Deno.test("JSON refuses the same values with and without a replacer", () => {
+  const cyclic: Record<string, unknown> = {};
+  cyclic.loop = [cyclic];
+  const bad = [
+    cyclic,
+    { n: 1n },
+    { f: () => 0 },
+    [undefined],
+    [, 1],
+    { x: -Infinity },
+    { m: new Map() },
+    { t: { toJSON: () => NaN } },
+    { s: Symbol("s") },
+  ];
+  for (const codec of [jsonCodec(), jsonCodec({ replacer: (_key, value) => value })]) {
+    for (const value of bad) assert.throws(() => codec.encode(value), TypeError, String(value));
+    const bare = Object.assign(Object.create(null), { a: 1 });
+    class Point {
+      constructor(public x = 1, public y = 2) {}
+    }
+    assert.equal(
+      codec.encode({
+        bare,
+        when: new Date(0),
+        skip: undefined,
+        p: new Point(),
+        s: new String("é"),
+      }),
+      '{\n  "bare": {\n    "a": 1\n  },\n  "when": "1970-01-01T00:00:00.000Z",\n  "p": {\n    "x": 1,\n    "y": 2\n  },\n  "s": "é"\n}\n',
+    );
+  }
+  assert.throws(() => jsonCodec().encode(cyclic), /cycle at \$\.loop\[0\]/);
+});
