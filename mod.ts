@@ -9,6 +9,10 @@
  *   and all-or-nothing `with` blocks, in JSON, YAML or MessagePack.
  * - `@x/atomic-store/pod`: persistent ordered maps kept in sharded files,
  *   synced in the background and at exit, shareable between Workers.
+ * - `@x/atomic-store/objectdb`: a persistent object graph in one append-only
+ *   log, with transactions, conflict detection, group commit and snapshots.
+ * - `@x/atomic-store/reactive`: tracked objects, arrays, Maps and Sets that
+ *   report every change (with JSON Patches) and save themselves atomically.
  *
  * @example Replace a file atomically
  * ```ts
@@ -33,3 +37,5 @@
 export * from "./atomic/mod.ts";
 export * from "./store/mod.ts";
 export * from "./pod/mod.ts";
+export * from "./objectdb/mod.ts";
+export * from "./reactive/mod.ts";
