@@ -223,6 +223,45 @@ function isLossyContainer(value: object): boolean {
   return LOSSY_CONTAINERS.some((type) => value instanceof type) || ArrayBuffer.isView(value);
 }
 
+/** True for an object whose prototype is `Object.prototype` or `null`. */
+export function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * True when `value` is made only of strings, finite numbers, booleans,
+ * `null`, dense arrays and plain objects, nested at most 64 deep: data
+ * every format stores as it is, so encoders can skip their detailed check.
+ * A `false` means "look closer", not "refused".
+ */
+export function isPlainData(value: unknown, depth = 0): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value);
+    case "object": {
+      if (value === null) return true;
+      if (depth > 64) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (!(i in value) || !isPlainData(value[i], depth + 1)) return false;
+        }
+        return true;
+      }
+      if (!isPlainObject(value)) return false;
+      for (const key in value) {
+        if (!isPlainData((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 /** The JSON format. Rejects cycles, BigInts, functions, symbols, NaN, ±Infinity and `undefined` where JSON would drop or change them, and Maps, Sets and typed arrays, which JSON writes as `{}`. */
 export function jsonCodec<T = unknown>(options: JsonOptions = {}): Codec<T> {
   const indent = options.indent ?? 2;
@@ -420,7 +459,9 @@ export function yamlCodec<T = unknown>(options: YamlOptions = {}): Codec<T> {
   return {
     name: "yaml",
     encode(value: T): string {
-      assertEncodable(value, { format: "YAML", cycles: true, bigint: true, mapsAndSets: true });
+      if (!isPlainData(value)) {
+        assertEncodable(value, { format: "YAML", cycles: true, bigint: true, mapsAndSets: true });
+      }
       return YAML.stringify(value, stringifyOptions);
     },
     decode(data: Uint8Array): T {
@@ -445,12 +486,14 @@ export function msgpackCodec<T = unknown>(options: MsgpackOptions = {}): Codec<T
   return {
     name: "msgpack",
     encode(value: T): Uint8Array {
-      assertEncodable(value, {
-        format: "MessagePack",
-        cycles: false,
-        bigint: options.encode?.useBigInt64 === true,
-        mapsAndSets: tagged,
-      });
+      if (!isPlainData(value)) {
+        assertEncodable(value, {
+          format: "MessagePack",
+          cycles: false,
+          bigint: options.encode?.useBigInt64 === true,
+          mapsAndSets: tagged,
+        });
+      }
       return MessagePack.encode(value, encodeOptions);
     },
     decode(data: Uint8Array): T {
@@ -596,11 +639,6 @@ export function escapeTaggedKey(key: string): string {
 /** The object key that a key of the tagged JSON form stands for. */
 export function unescapeTaggedKey(key: string): string {
   return key.startsWith("$$") ? key.slice(1) : key;
-}
-
-function isPlainObject(value: object): boolean {
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
 }
 
 function setOwn(object: Record<string, unknown>, key: string, value: unknown): void {

@@ -23,6 +23,7 @@
  */
 
 import { isFileLike, isPersistent } from "./_core.ts";
+import { isPlainObject } from "../_internal/codec.ts";
 
 const TAG = "\0";
 
@@ -68,11 +69,6 @@ function kindOf(value: unknown): string {
   if (typeof value === "symbol") return `a symbol (${String(value)})`;
   const name = (value as object).constructor?.name;
   return name ? `a ${name}` : "an object";
-}
-
-function isPlainObject(value: object): boolean {
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
 }
 
 /**

@@ -1,0 +1,723 @@
+/**
+ * The state behind every handle on one pod directory: the entries in
+ * order, which shard file holds each key, what is dirty, and the sync
+ * machinery. See `mod.ts` for the on-disk layout and the crash argument.
+ *
+ * @module
+ */
+
+import { join, resolve } from "node:path";
+import { atomicWrite, atomicWriteSync } from "../atomic/write.ts";
+import { type FileLock, lockFile } from "../atomic/lock.ts";
+import { CorruptFileError, FileLockTimeoutError } from "../_internal/errors.ts";
+import { fs, isNotFound } from "../_internal/fs.ts";
+import {
+  checkValue,
+  compressShard,
+  decodeShard,
+  decompressShard,
+  encodeShard,
+  joinJsonShard,
+  JSON_HEADER_LINE,
+  jsonRecordLine,
+  type PodFormat,
+  SHARD_FILE,
+  SHARD_LEFTOVER,
+  shardFileName,
+  type ShardFormat,
+  shardFormat,
+  type ShardRecord,
+} from "./_shard.ts";
+import { PodLockedError } from "./errors.ts";
+import { type ExitParticipant, registerExit, unregisterExit } from "./_exit.ts";
+
+/** How many shard files are written (or read) at the same time. */
+const CONCURRENCY = 32;
+
+/** Settings of a core, with defaults applied. */
+export interface CoreOptions {
+  format?: PodFormat;
+  gzip?: boolean;
+  syncAt: number;
+  fileSize: number;
+  readOnly: boolean;
+  lockTimeout: number;
+  handleSignals: boolean;
+  onError: (error: unknown) => void;
+}
+
+/** One shard file and the keys that live in it. */
+class Shard {
+  readonly index: number;
+  /** Keys stored in this shard, in sequence order. */
+  readonly keys: Set<string> = new Set();
+  /** Deleted keys whose record may still be in this shard's file. */
+  readonly ghosts: Set<string> = new Set();
+  /** Keys set, deleted or marked since this shard was last written. */
+  changed: Set<string> = new Set();
+  /** Keys whose object values were handed out since this shard was last written. */
+  lent: Set<string> = new Set();
+  /** Whether the file exists, as far as this process knows. */
+  onDisk = false;
+
+  constructor(index: number) {
+    this.index = index;
+  }
+
+  get load(): number {
+    return this.keys.size + this.ghosts.size;
+  }
+}
+
+/** A stored key. */
+export interface Entry {
+  value: unknown;
+  readonly seq: number;
+  readonly shard: Shard;
+  /**
+   * Whether the value is known to be storable as it is: checked when set
+   * or encoded, read from JSON, and not handed out or marked since.
+   */
+  checked: boolean;
+}
+
+interface LoadedShard {
+  readonly index: number;
+  readonly records: ShardRecord[];
+}
+
+interface Loaded {
+  readonly format: ShardFormat;
+  readonly shards: LoadedShard[];
+  readonly leftovers: string[];
+}
+
+interface Taken {
+  readonly changed: Set<string>;
+  readonly lent: Set<string>;
+}
+
+interface WriteJob {
+  readonly shard: Shard;
+  readonly taken: Taken;
+  readonly ghosts: string[];
+  /** The new contents, or `undefined` to remove the file. */
+  readonly data: Uint8Array | undefined;
+  /** Only values handed out changed: skip the write if the file already holds these bytes. */
+  readonly unlessSame: Uint8Array | undefined;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function describeFormat(format: PodFormat, gzip: boolean): string {
+  return `${format}${gzip ? " with gzip" : ""}`;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Reads and checks every shard file of the pod in `dir`. */
+async function readPodDir(
+  dir: string,
+  path: string,
+  requested: { format?: PodFormat; gzip?: boolean },
+): Promise<Loaded> {
+  const names = await fs.readDir(dir);
+  const files: { index: number; name: string; format: PodFormat; gzip: boolean }[] = [];
+  const leftovers: string[] = [];
+  const kinds = new Set<string>();
+  const indices = new Set<number>();
+  for (const name of names) {
+    const match = SHARD_FILE.exec(name);
+    if (!match) {
+      if (SHARD_LEFTOVER.test(name)) leftovers.push(name);
+      continue;
+    }
+    const index = Number(match[1]);
+    if (indices.has(index)) {
+      throw new CorruptFileError(join(dir, name), "pod", {
+        detail: `another file in the pod is shard ${index} too`,
+      });
+    }
+    indices.add(index);
+    const file = { index, name, format: match[2] as PodFormat, gzip: match[3] !== undefined };
+    kinds.add(describeFormat(file.format, file.gzip));
+    files.push(file);
+  }
+  if (kinds.size > 1) {
+    throw new CorruptFileError(dir, "pod", {
+      detail: `its shards are in several formats (${[...kinds].join(", ")})`,
+    });
+  }
+  let format = shardFormat(requested.format ?? "json", requested.gzip ?? false);
+  if (files.length > 0) {
+    const stored = files[0];
+    if (
+      (requested.format !== undefined && requested.format !== stored.format) ||
+      (requested.gzip !== undefined && requested.gzip !== stored.gzip)
+    ) {
+      throw new TypeError(
+        `pod "${path}" is stored as ${describeFormat(stored.format, stored.gzip)}, not ${
+          describeFormat(requested.format ?? stored.format, requested.gzip ?? stored.gzip)
+        }; open it without the format and gzip options, or with matching ones`,
+      );
+    }
+    format = shardFormat(stored.format, stored.gzip);
+  }
+  files.sort((a, b) => a.index - b.index);
+  const shards: LoadedShard[] = new Array(files.length);
+  await pool(files.map((file, position) => ({ file, position })), CONCURRENCY, async (item) => {
+    const filePath = join(dir, item.file.name);
+    const records = decodeShard(filePath, format, await fs.readFile(filePath));
+    shards[item.position] = { index: item.file.index, records };
+  });
+  return { format, shards, leftovers };
+}
+
+/** Open cores of this thread, by canonical directory, for "same path, same data". */
+const cores = new Map<string, Promise<PodCore>>();
+
+/** The state of one pod directory, shared by every handle opened on it in this thread. */
+export class PodCore implements ExitParticipant {
+  /** The canonical (absolute, symbolic links resolved) directory. */
+  readonly dir: string;
+  /** The path as first given, for messages. */
+  readonly path: string;
+  readonly readOnly: boolean;
+  readonly options: CoreOptions;
+  format!: ShardFormat;
+  entries: Map<string, Entry> = new Map();
+  /** Open handles; the core is released when the last one closes. */
+  handles = 0;
+  closed = false;
+  held = false;
+
+  #lock: FileLock | undefined;
+  #shards = new Map<number, Shard>();
+  #ghostOf = new Map<string, Shard>();
+  #tail: Shard | undefined;
+  #nextSeq = 0;
+  /** Shards with changed or lent keys. */
+  #pending = new Set<Shard>();
+  /** Shards being written by an asynchronous sync. */
+  #inFlight = new Set<Shard>();
+  /** Number of keys in the `changed` and `lent` sets of all shards. */
+  #dirtyCount = 0;
+  #chain: Promise<void> = Promise.resolve();
+  #autoQueued = false;
+  #autoThreshold: number;
+
+  private constructor(dir: string, path: string, options: CoreOptions) {
+    this.dir = dir;
+    this.path = path;
+    this.readOnly = options.readOnly;
+    this.options = options;
+    this.#autoThreshold = options.syncAt;
+  }
+
+  /**
+   * Opens the core for `path`, or joins the one already open in this
+   * thread. Read-only opens join an open writable core, or load their own
+   * snapshot of what is on disk.
+   */
+  static async open(path: string, options: CoreOptions): Promise<PodCore> {
+    const absolute = resolve(path);
+    if (options.readOnly) {
+      const dir = await fs.realPath(absolute);
+      const existing = cores.get(dir);
+      const core = existing ? await existing.catch(() => undefined) : undefined;
+      if (core && !core.closed) {
+        core.#checkFormat(options);
+        core.handles++;
+        return core;
+      }
+      const snapshot = new PodCore(dir, path, options);
+      snapshot.#install(await readPodDir(dir, path, options));
+      snapshot.handles++;
+      return snapshot;
+    }
+    await fs.mkdir(absolute, { recursive: true });
+    const dir = await fs.realPath(absolute);
+    let opening = cores.get(dir);
+    if (!opening) {
+      opening = PodCore.#create(dir, path, options);
+      cores.set(dir, opening);
+      opening.catch(() => cores.delete(dir));
+    }
+    const core = await opening;
+    core.#checkFormat(options);
+    core.handles++;
+    return core;
+  }
+
+  static async #create(dir: string, path: string, options: CoreOptions): Promise<PodCore> {
+    let lock: FileLock;
+    try {
+      lock = await lockFile(join(dir, ".lock"), { timeout: options.lockTimeout });
+    } catch (error) {
+      if (error instanceof FileLockTimeoutError) throw new PodLockedError(path, { cause: error });
+      throw error;
+    }
+    try {
+      const loaded = await readPodDir(dir, path, options);
+      for (const name of loaded.leftovers) {
+        // Temporary files of writes that a crash interrupted; the lock
+        // says no writer is running.
+        await fs.remove(join(dir, name)).catch(() => {});
+      }
+      const core = new PodCore(dir, path, options);
+      core.#lock = lock;
+      core.#install(loaded);
+      registerExit(core, options.handleSignals);
+      return core;
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  #checkFormat(options: { format?: PodFormat; gzip?: boolean }): void {
+    const { format, gzip } = this.format;
+    if (
+      (options.format !== undefined && options.format !== format) ||
+      (options.gzip !== undefined && options.gzip !== gzip)
+    ) {
+      throw new TypeError(
+        `pod "${this.path}" is open as ${describeFormat(format, gzip)}, not ${
+          describeFormat(options.format ?? format, options.gzip ?? gzip)
+        }`,
+      );
+    }
+  }
+
+  /** Replaces the whole in-memory state with what was read from disk. */
+  #install(loaded: Loaded): void {
+    this.format = loaded.format;
+    this.entries = new Map();
+    this.#shards = new Map();
+    this.#ghostOf = new Map();
+    this.#pending = new Set();
+    this.#dirtyCount = 0;
+    this.#tail = undefined;
+    this.#autoThreshold = this.options.syncAt;
+    const all: [ShardRecord, Shard][] = [];
+    let sorted = true;
+    let maxSeq = -1;
+    for (const file of loaded.shards) {
+      const shard = new Shard(file.index);
+      shard.onDisk = true;
+      this.#shards.set(file.index, shard);
+      this.#tail = shard;
+      for (const record of file.records) {
+        if (record[1] <= maxSeq) sorted = false;
+        else maxSeq = record[1];
+        all.push([record, shard]);
+      }
+    }
+    if (!sorted) all.sort((a, b) => a[0][1] - b[0][1]);
+    for (const [[key, seq, value], shard] of all) {
+      const existing = this.entries.get(key);
+      if (existing) {
+        // A key in two files happens only when files were copied or edited
+        // by hand. The later sequence number wins; the other file is
+        // rewritten without the key at the next sync.
+        this.entries.delete(key);
+        existing.shard.keys.delete(key);
+        if (!this.readOnly) this.#markChanged(existing.shard, key);
+      }
+      this.entries.set(key, { value, seq, shard, checked: this.format.format === "json" });
+      shard.keys.add(key);
+    }
+    this.#nextSeq = maxSeq + 1;
+  }
+
+  // -------------------------------------------------------------------------
+  // Reading and writing entries
+
+  /** Notes that the object value of `entry` was handed out and may be mutated. */
+  lend(key: string, entry: Entry): void {
+    const value = entry.value;
+    if (this.readOnly || typeof value !== "object" || value === null) return;
+    entry.checked = false;
+    const shard = entry.shard;
+    if (shard.changed.has(key)) return;
+    const lent = shard.lent;
+    const size = lent.size;
+    lent.add(key);
+    if (lent.size === size) return;
+    if (size === 0) this.#pending.add(shard);
+    this.#dirtyCount++;
+    this.#maybeAutoSync();
+  }
+
+  #markChanged(shard: Shard, key: string): void {
+    const changed = shard.changed;
+    const size = changed.size;
+    changed.add(key);
+    if (changed.size === size) return;
+    if (shard.lent.size === 0 || !shard.lent.delete(key)) this.#dirtyCount++;
+    this.#pending.add(shard);
+  }
+
+  #newTail(): Shard {
+    const tail = this.#tail;
+    if (tail && tail.load < this.options.fileSize) return tail;
+    const index = tail ? tail.index + 1 : 0;
+    const shard = new Shard(index);
+    this.#shards.set(index, shard);
+    this.#tail = shard;
+    return shard;
+  }
+
+  /** Checks that `value` can be stored under `key`; a `TypeError` otherwise. */
+  check(key: string, value: unknown): void {
+    checkValue(this.format, key, value);
+  }
+
+  /** Stores a checked value. */
+  set(key: string, value: unknown): void {
+    const entry = this.entries.get(key);
+    if (entry) {
+      entry.value = value;
+      entry.checked = true;
+      this.#markChanged(entry.shard, key);
+    } else {
+      // A key deleted since its shard was last written goes back to that
+      // shard, so that no key is ever in two files.
+      let shard = this.#ghostOf.size === 0 ? undefined : this.#ghostOf.get(key);
+      if (shard) {
+        shard.ghosts.delete(key);
+        this.#ghostOf.delete(key);
+      } else {
+        shard = this.#newTail();
+      }
+      this.entries.set(key, { value, seq: this.#nextSeq++, shard, checked: true });
+      shard.keys.add(key);
+      this.#markChanged(shard, key);
+    }
+    this.#maybeAutoSync();
+  }
+
+  delete(key: string): boolean {
+    const entry = this.entries.get(key);
+    if (!entry) return false;
+    this.#remove(key, entry);
+    this.#maybeAutoSync();
+    return true;
+  }
+
+  #remove(key: string, entry: Entry): void {
+    this.entries.delete(key);
+    const shard = entry.shard;
+    shard.keys.delete(key);
+    shard.ghosts.add(key);
+    this.#ghostOf.set(key, shard);
+    this.#markChanged(shard, key);
+  }
+
+  clear(): void {
+    for (const [key, entry] of this.entries) this.#remove(key, entry);
+    this.#maybeAutoSync();
+  }
+
+  /** Marks `key` to be written at the next sync; returns false for an unknown key. */
+  markDirty(key: string): boolean {
+    const entry = this.entries.get(key);
+    if (entry) entry.checked = false;
+    const shard = entry?.shard ?? this.#ghostOf.get(key);
+    if (!shard) return false;
+    this.#markChanged(shard, key);
+    this.#maybeAutoSync();
+    return true;
+  }
+
+  /** Keys that the next sync writes (or checks, for lent values). */
+  dirty(): Set<string> {
+    const keys = new Set<string>();
+    for (const shard of this.#pending) {
+      for (const key of shard.changed) keys.add(key);
+      for (const key of shard.lent) keys.add(key);
+    }
+    return keys;
+  }
+
+  get dirtyCount(): number {
+    return this.#dirtyCount;
+  }
+
+  // -------------------------------------------------------------------------
+  // Syncing
+
+  #enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(job);
+    this.#chain = run.then(() => {}, () => {});
+    return run;
+  }
+
+  #maybeAutoSync(): void {
+    if (this.held || this.#autoQueued || this.readOnly || this.closed) return;
+    if (this.#dirtyCount < this.#autoThreshold) return;
+    this.#autoQueued = true;
+    void this.#enqueue(async () => {
+      this.#autoQueued = false;
+      if (this.closed) return;
+      try {
+        await this.#writeShards([...this.#pending]);
+        this.#autoThreshold = this.options.syncAt;
+      } catch (error) {
+        // Back off: the next automatic attempt waits for syncAt more changes.
+        this.#autoThreshold = this.#dirtyCount + this.options.syncAt;
+        this.report(error);
+      }
+    });
+  }
+
+  report(error: unknown): void {
+    try {
+      this.options.onError(error);
+    } catch { /* an error handler that throws has nowhere to go */ }
+  }
+
+  /** Writes every shard with dirty keys. */
+  sync(): Promise<void> {
+    if (this.readOnly) return Promise.resolve();
+    return this.#enqueue(() => this.#writeShards([...this.#pending]));
+  }
+
+  /** Writes the shard of `key`, if it has dirty keys. */
+  syncKey(key: string): Promise<void> {
+    if (this.readOnly) return Promise.resolve();
+    return this.#enqueue(() => {
+      const shard = this.entries.get(key)?.shard ?? this.#ghostOf.get(key);
+      return shard && this.#pending.has(shard) ? this.#writeShards([shard]) : Promise.resolve();
+    });
+  }
+
+  /** Drops unsynced changes and reloads from disk. */
+  revert(): Promise<void> {
+    return this.#enqueue(async () => {
+      this.#install(await readPodDir(this.dir, this.path, this.format));
+    });
+  }
+
+  unhold(): Promise<void> {
+    this.held = false;
+    if (this.#dirtyCount >= this.options.syncAt) return this.sync();
+    return Promise.resolve();
+  }
+
+  #take(shard: Shard): Taken {
+    const taken = { changed: shard.changed, lent: shard.lent };
+    shard.changed = new Set();
+    shard.lent = new Set();
+    this.#pending.delete(shard);
+    this.#dirtyCount -= taken.changed.size + taken.lent.size;
+    return taken;
+  }
+
+  #restore(shard: Shard, taken: Taken): void {
+    for (const key of taken.changed) this.#markChanged(shard, key);
+    for (const key of taken.lent) {
+      if (shard.changed.has(key) || shard.lent.has(key)) continue;
+      shard.lent.add(key);
+      this.#dirtyCount++;
+      this.#pending.add(shard);
+    }
+  }
+
+  /** Encodes the contents of `shard`, checking only values not known to be storable. */
+  #encode(shard: Shard): Uint8Array {
+    if (this.format.format !== "json") {
+      const records: ShardRecord[] = [];
+      for (const key of shard.keys) {
+        const entry = this.entries.get(key)!;
+        records.push([key, entry.seq, entry.value]);
+      }
+      return encodeShard(this.format, records);
+    }
+    const lines = [JSON_HEADER_LINE];
+    for (const key of shard.keys) {
+      const entry = this.entries.get(key)!;
+      lines.push(jsonRecordLine(key, entry.seq, entry.value, entry.checked));
+    }
+    // Only now that every value of the shard encoded: they are all storable.
+    for (const key of shard.keys) this.entries.get(key)!.checked = true;
+    return joinJsonShard(lines);
+  }
+
+  #fileOf(shard: Shard): string {
+    return join(this.dir, shardFileName(shard.index, this.format));
+  }
+
+  /**
+   * Takes a shard's dirty keys and encodes its contents, as of now. Returns
+   * `undefined` when there is nothing to write.
+   */
+  #prepare(shard: Shard, errors: unknown[], force: boolean): WriteJob | undefined {
+    const taken = this.#take(shard);
+    const ghosts = shard.ghosts.size === 0 ? [] : [...shard.ghosts];
+    if (shard.keys.size === 0) {
+      if (!shard.onDisk && !force) {
+        this.#dropGhosts(shard, ghosts);
+        return undefined;
+      }
+      return { shard, taken, ghosts, data: undefined, unlessSame: undefined };
+    }
+    try {
+      const raw = this.#encode(shard);
+      const onlyLent = !force && taken.changed.size === 0 && shard.onDisk;
+      const data = compressShard(this.format, raw);
+      return { shard, taken, ghosts, data, unlessSame: onlyLent ? raw : undefined };
+    } catch (error) {
+      this.#restore(shard, taken);
+      errors.push(error);
+      return undefined;
+    }
+  }
+
+  /** The uncompressed contents of a shard's file, or `undefined` if unreadable. */
+  async #readRaw(file: string): Promise<Uint8Array | undefined> {
+    try {
+      const bytes = await fs.readFile(file);
+      return this.format.gzip ? decompressShard(bytes) : bytes;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #readRawSync(file: string): Uint8Array | undefined {
+    try {
+      const bytes = fs.readFileSync(file);
+      return this.format.gzip ? decompressShard(bytes) : bytes;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #dropGhosts(shard: Shard, ghosts: string[]): void {
+    for (const key of ghosts) {
+      if (shard.ghosts.delete(key)) this.#ghostOf.delete(key);
+    }
+    if (
+      shard.keys.size === 0 && shard.ghosts.size === 0 && !shard.onDisk &&
+      shard !== this.#tail && !this.#pending.has(shard) && !this.#inFlight.has(shard)
+    ) {
+      this.#shards.delete(shard.index);
+    }
+  }
+
+  #written(job: WriteJob): void {
+    job.shard.onDisk = job.data !== undefined;
+    this.#dropGhosts(job.shard, job.ghosts);
+  }
+
+  /**
+   * Writes `shards`, up to {@linkcode CONCURRENCY} at a time. Each shard is
+   * encoded just before its write, so encoding overlaps the other writes;
+   * keys changed before this call are all included, and a key changed
+   * during it is written now or by the next sync. The order of the writes
+   * does not matter: no key is in two files (see `mod.ts`).
+   */
+  async #writeShards(shards: Shard[]): Promise<void> {
+    const errors: unknown[] = [];
+    await pool(shards.sort((a, b) => a.index - b.index), CONCURRENCY, async (shard) => {
+      if (!this.#pending.has(shard)) return;
+      const job = this.#prepare(shard, errors, false);
+      if (!job) return;
+      this.#inFlight.add(shard);
+      const file = this.#fileOf(job.shard);
+      try {
+        if (job.unlessSame) {
+          const current = await this.#readRaw(file);
+          if (current && sameBytes(current, job.unlessSame)) {
+            this.#written(job);
+            return;
+          }
+        }
+        if (job.data) {
+          await atomicWrite(file, job.data, { ensureDir: false });
+        } else {
+          await fs.remove(file).catch((error) => {
+            if (!isNotFound(error)) throw error;
+          });
+          await fs.syncDir(this.dir);
+        }
+        this.#written(job);
+      } catch (error) {
+        this.#restore(job.shard, job.taken);
+        errors.push(error);
+      } finally {
+        this.#inFlight.delete(job.shard);
+      }
+    });
+    if (errors.length > 0) throw errors[0];
+  }
+
+  /**
+   * Writes every dirty shard, and any shard an asynchronous sync is still
+   * writing, with synchronous calls: the exit path, where nothing can be
+   * awaited.
+   */
+  flushSync(): void {
+    if (this.readOnly || this.closed) return;
+    const errors: unknown[] = [];
+    for (const shard of new Set([...this.#pending, ...this.#inFlight])) {
+      const job = this.#prepare(shard, errors, this.#inFlight.has(shard));
+      if (!job) continue;
+      const file = this.#fileOf(shard);
+      try {
+        if (job.unlessSame) {
+          const current = this.#readRawSync(file);
+          if (current && sameBytes(current, job.unlessSame)) {
+            this.#written(job);
+            continue;
+          }
+        }
+        if (job.data) {
+          atomicWriteSync(file, job.data, { ensureDir: false });
+        } else {
+          try {
+            fs.removeSync(file);
+          } catch (error) {
+            if (!isNotFound(error)) throw error;
+          }
+          fs.syncDirSync(this.dir);
+        }
+        this.#written(job);
+      } catch (error) {
+        this.#restore(shard, job.taken);
+        errors.push(error);
+      }
+    }
+    if (errors.length > 0) throw errors[0];
+  }
+
+  // -------------------------------------------------------------------------
+  // Closing
+
+  /** Closes one handle: syncs, and releases everything after the last one. */
+  async closeHandle(): Promise<void> {
+    if (!this.readOnly) {
+      // Changes made while a sync is running are picked up by the next one.
+      for (let round = 0; round < 3 && this.#pending.size > 0; round++) await this.sync();
+      await this.#chain;
+      if (this.#pending.size > 0) this.flushSync();
+    }
+    if (--this.handles > 0) return;
+    this.closed = true;
+    if (this.readOnly && !this.#lock) return;
+    cores.delete(this.dir);
+    unregisterExit(this);
+    await this.#lock?.release();
+  }
+}
