@@ -12,5 +12,5 @@ echo "== deno check"; deno check . && deno check --doc-only README.md
 echo "== deno doc --lint ${entries[*]}"; deno doc --lint "${entries[@]}" >/dev/null
 echo "== deno publish --dry-run"; deno publish --dry-run --allow-dirty >/dev/null 2>&1 || deno publish --dry-run --allow-dirty
 echo "== deno test"
-rm -rf .tmp
+
 deno test -A --doc --parallel
