@@ -18,6 +18,7 @@
 
 import * as YAML from "yaml";
 import * as MessagePack from "@msgpack/msgpack";
+import { describeValue, renderPath, setOwn } from "./describe.ts";
 
 /**
  * A way to turn values into bytes and back. `encode` may return text (which
@@ -162,36 +163,13 @@ export function decodeUtf8(data: Uint8Array): string {
   return strictUtf8.decode(data);
 }
 
-/** Renders a value path like `$.users[3].name`. */
-function renderPath(path: readonly (string | number)[]): string {
-  let out = "$";
-  for (const part of path) {
-    out += typeof part === "number"
-      ? `[${part}]`
-      : /^[A-Za-z_$][\w$]*$/.test(part)
-      ? `.${part}`
-      : `[${JSON.stringify(part)}]`;
-  }
-  return out;
-}
-
-function kindOf(value: unknown): string {
-  if (typeof value === "function") return `a function (${value.name || "anonymous"})`;
-  if (typeof value === "symbol") return `a symbol (${String(value)})`;
-  if (typeof value === "bigint") return `a BigInt (${value}n)`;
-  if (typeof value === "number") return String(value);
-  if (value === undefined) return "undefined";
-  const name = (value as object).constructor?.name;
-  return name ? `a ${name}` : "an object";
-}
-
 function unencodable(
   format: string,
   path: readonly (string | number)[],
   value: unknown,
 ): TypeError {
   return new TypeError(
-    `cannot encode ${kindOf(value)} at ${
+    `cannot encode ${describeValue(value)} at ${
       renderPath(path)
     } as ${format}: it would not read back as written`,
   );
@@ -529,7 +507,7 @@ export function resolveCodec<T>(
   ) {
     throw new TypeError(
       `format must be "json", "yaml", "msgpack" or an object with encode() and decode(); got ${
-        typeof format === "string" ? JSON.stringify(format) : kindOf(format)
+        typeof format === "string" ? JSON.stringify(format) : describeValue(format)
       }`,
     );
   }
@@ -541,7 +519,9 @@ export function resolveCodec<T>(
       const data = custom.encode(value);
       if (typeof data !== "string" && !(data instanceof Uint8Array)) {
         throw new TypeError(
-          `the ${name} codec's encode() returned ${kindOf(data)}, not a string or Uint8Array`,
+          `the ${name} codec's encode() returned ${
+            describeValue(data)
+          }, not a string or Uint8Array`,
         );
       }
       return data;
@@ -639,19 +619,6 @@ export function escapeTaggedKey(key: string): string {
 /** The object key that a key of the tagged JSON form stands for. */
 export function unescapeTaggedKey(key: string): string {
   return key.startsWith("$$") ? key.slice(1) : key;
-}
-
-function setOwn(object: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === "__proto__") {
-    Object.defineProperty(object, key, {
-      value,
-      writable: true,
-      enumerable: true,
-      configurable: true,
-    });
-  } else {
-    object[key] = value;
-  }
 }
 
 /**

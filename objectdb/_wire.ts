@@ -24,6 +24,7 @@
 
 import { isFileLike, isPersistent } from "./_core.ts";
 import { isPlainObject } from "../_internal/codec.ts";
+import { describeValue, renderPath } from "../_internal/describe.ts";
 
 const TAG = "\0";
 
@@ -52,25 +53,6 @@ class PathError extends TypeError {
   }
 }
 
-function render(path: readonly (string | number)[]): string {
-  let out = "$";
-  for (const part of path) {
-    out += typeof part === "number"
-      ? `[${part}]`
-      : /^[A-Za-z_$][\w$]*$/.test(part)
-      ? `.${part}`
-      : `[${JSON.stringify(part)}]`;
-  }
-  return out;
-}
-
-function kindOf(value: unknown): string {
-  if (typeof value === "function") return `a function (${value.name || "anonymous"})`;
-  if (typeof value === "symbol") return `a symbol (${String(value)})`;
-  const name = (value as object).constructor?.name;
-  return name ? `a ${name}` : "an object";
-}
-
 /**
  * Runs `fn` and turns a failure deep inside a value into a `TypeError` that
  * names the place, such as `$.items[2].when`.
@@ -81,7 +63,7 @@ export function withPath<T>(root: string, fn: () => T): T {
   } catch (error) {
     if (error instanceof PathError) {
       throw new TypeError(
-        `cannot store ${error.detail} at ${render([root, ...error.path]).replace(/^\$\./, "")}`,
+        `cannot store ${error.detail} at ${renderPath([root, ...error.path]).replace(/^\$\./, "")}`,
       );
     }
     throw error;
@@ -119,7 +101,7 @@ export class WireWriter {
         return { [TAG]: "n", v: value.toString() };
       case "function":
       case "symbol":
-        throw new PathError(kindOf(value));
+        throw new PathError(describeValue(value));
     }
     if (value === null) return null;
     const object = value as object;
@@ -140,7 +122,7 @@ export class WireWriter {
       return out;
     }
     if (object instanceof Uint8Array) {
-      if (object.constructor !== Uint8Array) throw new PathError(kindOf(object));
+      if (object.constructor !== Uint8Array) throw new PathError(describeValue(object));
       return object;
     }
     if (object instanceof Date) return { [TAG]: "d", v: object.getTime() };
@@ -158,7 +140,7 @@ export class WireWriter {
       for (const item of object) items.push(at(i++, () => this.write(item)));
       return { [TAG]: "e", v: items };
     }
-    if (!isPlainObject(object)) throw new PathError(kindOf(object));
+    if (!isPlainObject(object)) throw new PathError(describeValue(object));
     const keys = Object.keys(object);
     const record = object as Record<string, unknown>;
     if (keys.includes(TAG) || keys.includes("__proto__")) {

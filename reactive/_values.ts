@@ -12,9 +12,10 @@
  */
 
 import { typedArrayFromBytes, typedArrayName } from "../_internal/codec.ts";
+import { describeValue, type PathKey, renderPath, setOwn } from "../_internal/describe.ts";
 
 /** One step of a path: an object key, an array index, or a `Map` key. */
-export type PathKey = string | number | boolean | bigint | null | undefined;
+export type { PathKey };
 
 /** What a format can store, beyond plain objects, arrays, Maps, Sets, Dates and typed arrays. */
 export interface ValuePolicy {
@@ -87,37 +88,9 @@ export interface TrackedHandle {
 /** Tracked proxies, mapped to their handles; filled by the tracker. */
 export const handles: WeakMap<object, TrackedHandle> = new WeakMap();
 
-/** Renders a path like `$.users[3].name` for messages. */
-export function renderPath(path: readonly PathKey[]): string {
-  let out = "$";
-  for (const part of path) {
-    out += typeof part === "number"
-      ? `[${part}]`
-      : typeof part === "string" && /^[A-Za-z_$][\w$]*$/.test(part)
-      ? `.${part}`
-      : `[${typeof part === "bigint" ? `${part}n` : JSON.stringify(part) ?? String(part)}]`;
-  }
-  return out;
-}
-
 function describe(value: unknown): string {
-  switch (typeof value) {
-    case "function":
-      return `a function (${value.name || "anonymous"})`;
-    case "symbol":
-      return `a symbol (${String(value)})`;
-    case "bigint":
-      return `a BigInt (${value}n)`;
-    case "number":
-      return String(value);
-    case "undefined":
-      return "undefined";
-    case "string":
-      return "a string with a lone surrogate";
-  }
-  if (value === null) return "null";
-  const name = (value as object).constructor?.name;
-  return name ? `a ${name}` : "an object";
+  // The only strings refused are those no format can hold.
+  return typeof value === "string" ? "a string with a lone surrogate" : describeValue(value);
 }
 
 function refuse(
@@ -187,21 +160,8 @@ export function isValueObject(value: object): boolean {
   return value instanceof Date || ArrayBuffer.isView(value);
 }
 
-function setOwn(object: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === "__proto__") {
-    Object.defineProperty(object, key, {
-      value,
-      writable: true,
-      enumerable: true,
-      configurable: true,
-    });
-  } else {
-    object[key] = value;
-  }
-}
-
 /** Sets an own data property, also for the key `"__proto__"`. */
-export { setOwn };
+export { renderPath, setOwn };
 
 /**
  * Checks `value` against `policy` and returns a deep copy that a tracked
