@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { listDir } from "../_testing/fs.ts";
 import { type FsOp, InjectedFault, injectFaults } from "../_internal/fs.ts";
 import {
   atomicUpdateJson,
@@ -8,8 +9,6 @@ import {
   CorruptFileError,
   withAtomicFile,
 } from "./mod.ts";
-
-const entries = (dir: string) => Array.from(Deno.readDirSync(dir), (entry) => entry.name).sort();
 
 // Each step of an atomic write, and the error step it must report.
 const STEPS: [FsOp, string][] = [
@@ -52,12 +51,12 @@ for (const [writerName, write] of WRITERS) {
           });
           assert.equal(log.fired, 1, `${op} fault fired`);
         });
-        assert.deepEqual(entries(dir), existed ? ["data.txt"] : [], `${op}: directory contents`);
+        assert.deepEqual(listDir(dir), existed ? ["data.txt"] : [], `${op}: directory contents`);
         if (existed) assert.equal(await Deno.readTextFile(path), "committed", `${op}: target`);
         // The next write, without faults, works.
         await write(path, "later");
         assert.equal(await Deno.readTextFile(path), "later");
-        assert.deepEqual(entries(dir), ["data.txt"]);
+        assert.deepEqual(listDir(dir), ["data.txt"]);
       }
     });
   }
@@ -103,7 +102,7 @@ Deno.test("atomicUpdateJson: faults while writing keep the old value and free th
     assert.equal(JSON.parse(await Deno.readTextFile(path)), 1, op);
   }
   assert.equal(await atomicUpdateJson(path, (n) => n + 1, { defaultData: 0, timeout: 1000 }), 2);
-  assert.deepEqual(entries(dir), ["counter.json", "counter.json.lock"]);
+  assert.deepEqual(listDir(dir), ["counter.json", "counter.json.lock"]);
 });
 
 Deno.test("atomicUpdateJson: a failing read is an error, not an empty default", async () => {

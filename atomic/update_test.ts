@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
+import { listDir } from "../_testing/fs.ts";
 import { atomicUpdateJson, AtomicWriteError, CorruptFileError } from "./mod.ts";
 import { runConcurrently } from "../_testing/child.ts";
-
-const entries = (dir: string) => Array.from(Deno.readDirSync(dir), (entry) => entry.name).sort();
 
 Deno.test("atomicUpdateJson starts from a copy of defaultData, or undefined", async () => {
   const dir = await Deno.makeTempDir();
@@ -53,7 +52,7 @@ Deno.test("a corrupt file raises CorruptFileError and is left untouched", async 
     );
     assert.deepEqual(await Deno.readFile(path), bytes);
   }
-  assert.deepEqual(entries(dir), ["state.json", "state.json.lock"]);
+  assert.deepEqual(listDir(dir), ["state.json", "state.json.lock"]);
 });
 
 Deno.test("a throwing update or an unencodable result leaves the file untouched", async () => {
@@ -80,7 +79,7 @@ Deno.test("a directory at the path is an error before the lock file is created",
   const dir = await Deno.makeTempDir();
   await Deno.mkdir(`${dir}/state.json`);
   await assert.rejects(atomicUpdateJson(`${dir}/state.json`, () => 1), AtomicWriteError);
-  assert.deepEqual(entries(dir), ["state.json"]);
+  assert.deepEqual(listDir(dir), ["state.json"]);
 });
 
 Deno.test("concurrent updates in one process are never lost", async () => {

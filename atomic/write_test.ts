@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { listDir } from "../_testing/fs.ts";
 import {
   atomicWrite,
   AtomicWriteError,
@@ -9,7 +10,6 @@ import {
 } from "./mod.ts";
 
 const text = (path: string) => Deno.readTextFile(path);
-const entries = (dir: string) => Array.from(Deno.readDirSync(dir), (entry) => entry.name).sort();
 
 Deno.test("atomicWrite writes strings, bytes and streams, creating directories", async () => {
   const dir = await Deno.makeTempDir();
@@ -25,7 +25,7 @@ Deno.test("atomicWrite writes strings, bytes and streams, creating directories",
   );
   await atomicWrite(`${dir}/stream.txt`, "replaced");
   assert.equal(await text(`${dir}/stream.txt`), "replaced");
-  assert.deepEqual(entries(dir), ["a", "bytes.bin", "stream.txt"]);
+  assert.deepEqual(listDir(dir), ["a", "bytes.bin", "stream.txt"]);
 });
 
 Deno.test("atomicWriteSync replaces a file and leaves no temporary file", async () => {
@@ -33,7 +33,7 @@ Deno.test("atomicWriteSync replaces a file and leaves no temporary file", async 
   atomicWriteSync(`${dir}/f`, "one");
   atomicWriteSync(`${dir}/f`, new TextEncoder().encode("two"));
   assert.equal(await text(`${dir}/f`), "two");
-  assert.deepEqual(entries(dir), ["f"]);
+  assert.deepEqual(listDir(dir), ["f"]);
   assert.throws(() => atomicWriteSync(`${dir}/f`, ReadableStream.from([]) as never), TypeError);
   assert.throws(() => atomicWriteSync(`${dir}/f`, 42 as never), TypeError);
   assert.equal(await text(`${dir}/f`), "two");
@@ -45,7 +45,7 @@ Deno.test("ensureDir: false does not create directories", async () => {
     atomicWrite(`${dir}/missing/f.txt`, "x", { ensureDir: false }),
     (error: unknown) => error instanceof AtomicWriteError && error.step === "open",
   );
-  assert.deepEqual(entries(dir), []);
+  assert.deepEqual(listDir(dir), []);
 });
 
 Deno.test("new files get the mode asked for; existing files keep theirs", async () => {
@@ -67,7 +67,7 @@ Deno.test("a symbolic link survives and its target is replaced", async () => {
   await atomicWrite(`${dir}/link`, "new");
   assert.ok(Deno.lstatSync(`${dir}/link`).isSymlink);
   assert.equal(await text(`${dir}/real/config`), "new");
-  assert.deepEqual(entries(`${dir}/real`), ["config"]);
+  assert.deepEqual(listDir(`${dir}/real`), ["config"]);
   // A dangling link: the file it names is created.
   await Deno.symlink(`${dir}/real/later`, `${dir}/dangling`);
   await atomicWrite(`${dir}/dangling`, "born");
@@ -93,8 +93,8 @@ Deno.test("a directory where the file should be is an error before anything is w
       return true;
     });
   }
-  assert.deepEqual(entries(dir), ["target"]);
-  assert.deepEqual(entries(`${dir}/target`), ["inside"]);
+  assert.deepEqual(listDir(dir), ["target"]);
+  assert.deepEqual(listDir(`${dir}/target`), ["inside"]);
 });
 
 Deno.test("atomicWriteJson pretty-prints with a newline; indent 0 is compact", async () => {
@@ -139,7 +139,7 @@ Deno.test("atomicWriteJson refuses values JSON cannot represent, before touching
     assert.throws(() => atomicWriteJsonSync(path, value), TypeError);
   }
   assert.equal(await text(path), "original");
-  assert.deepEqual(entries(dir), ["v.json"]);
+  assert.deepEqual(listDir(dir), ["v.json"]);
 });
 
 Deno.test("withAtomicFile replaces the target only when the callback resolves", async () => {
@@ -162,7 +162,7 @@ Deno.test("withAtomicFile replaces the target only when the callback resolves", 
     RangeError,
   );
   assert.equal(await text(path), "Line 1\nLine 2\n");
-  assert.deepEqual(entries(dir), ["out.txt"]);
+  assert.deepEqual(listDir(dir), ["out.txt"]);
 });
 
 Deno.test("withAtomicFile pipes streams and refuses writes after it finished", async () => {

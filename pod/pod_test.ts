@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { tempDir } from "../_testing/fs.ts";
 import { join } from "node:path";
 import {
   type FileHandle,
@@ -10,21 +11,6 @@ import {
 } from "../_internal/fs.ts";
 import { AtomicWriteError } from "../atomic/mod.ts";
 import { CorruptFileError, openPod, PersistentOrderedDict, Pod } from "./mod.ts";
-
-/** A fresh directory, removed when the test module ends. */
-const made: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "pod-test-" });
-  made.push(dir);
-  return dir;
-}
-globalThis.addEventListener("unload", () => {
-  for (const dir of made) {
-    try {
-      Deno.removeSync(dir, { recursive: true });
-    } catch { /* already gone */ }
-  }
-});
 
 const shardFiles = (dir: string) =>
   Array.from(Deno.readDirSync(dir), (entry) => entry.name).filter((name) =>

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
+import { listDir } from "../_testing/fs.ts";
 import { type FsOp, InjectedFault, injectFaults } from "../_internal/fs.ts";
 import { AtomicWriteError, FileLockError, open } from "./mod.ts";
-
-const entries = (dir: string) => Array.from(Deno.readDirSync(dir), (entry) => entry.name).sort();
 
 // Each step of a commit that can fail, and the step the error names.
 const STEPS: [FsOp, string][] = [
@@ -38,7 +37,7 @@ for (const format of ["json", "yaml", "msgpack"] as const) {
         assert.equal(log.fired, 1, op);
       });
       assert.deepEqual(await Deno.readFile(path), before, `${op}: file unchanged`);
-      assert.deepEqual(entries(dir), [`state.${format}`], `${op}: no temporary file left`);
+      assert.deepEqual(listDir(dir), [`state.${format}`], `${op}: no temporary file left`);
       assert.deepEqual(store.value, { n: 2 }, `${op}: a failed commit keeps the value for a retry`);
       await store.commit();
       assert.deepEqual((await open(path)).value, { n: 2 }, `${op}: the retry works`);
@@ -54,9 +53,9 @@ Deno.test("faults: a failing first commit leaves no file at all", async () => {
     await injectFaults([{ op, path: dir }], async () => {
       await assert.rejects(store.commit(), isStepFailure(step));
     });
-    assert.deepEqual(entries(dir), [], op);
+    assert.deepEqual(listDir(dir), [], op);
     await store.commit();
-    assert.deepEqual(entries(dir), ["new.json"], op);
+    assert.deepEqual(listDir(dir), ["new.json"], op);
   }
 });
 
@@ -84,7 +83,7 @@ Deno.test("faults: a failing write at the end of with() rolls back, and the next
       }
       await store.with((s) => void s.value.items.push("c"));
       assert.deepEqual(JSON.parse(await Deno.readTextFile(path)), { items: ["a", "c"] }, op);
-      assert.deepEqual(entries(dir), lock ? ["s.json", "s.json.lock"] : ["s.json"]);
+      assert.deepEqual(listDir(dir), lock ? ["s.json", "s.json.lock"] : ["s.json"]);
     }
   }
 });
@@ -156,7 +155,7 @@ Deno.test("faults: a failing directory fsync puts back the previous contents", a
     await assert.rejects(store.commit(), isStepFailure("dirFsync"));
   });
   assert.equal(await Deno.readTextFile(path), '"one"\n');
-  assert.deepEqual(entries(dir), ["s.json"]);
+  assert.deepEqual(listDir(dir), ["s.json"]);
 
   // Contents changed behind the store's back are what is put back.
   await Deno.writeTextFile(path, '"changed behind its back"');
@@ -164,14 +163,14 @@ Deno.test("faults: a failing directory fsync puts back the previous contents", a
     await assert.rejects(store.commit(), isStepFailure("dirFsync"));
   });
   assert.equal(await Deno.readTextFile(path), '"changed behind its back"');
-  assert.deepEqual(entries(dir), ["s.json"]);
+  assert.deepEqual(listDir(dir), ["s.json"]);
 
   // A file that did not exist is removed again.
   const fresh = await open(`${dir}/other.json`, { default: 1 });
   await injectFaults([{ op: "dirFsync", path: dir }], async () => {
     await assert.rejects(fresh.commit(), isStepFailure("dirFsync"));
   });
-  assert.deepEqual(entries(dir), ["s.json"]);
+  assert.deepEqual(listDir(dir), ["s.json"]);
 
   await store.commit();
   assert.equal(await Deno.readTextFile(path), '"two"\n');

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
+import { listDir } from "../_testing/fs.ts";
 import { decode as decodeMsgpack, encode as encodeMsgpack } from "@msgpack/msgpack";
 import { parse as parseYaml } from "yaml";
 import { type Codec, CorruptFileError, open, type Store } from "./mod.ts";
 import { AtomicStoreError } from "../_internal/errors.ts";
-
-const entries = (dir: string) => Array.from(Deno.readDirSync(dir), (entry) => entry.name).sort();
 
 /** The file's text, or `null` when it does not exist. */
 async function fileText(path: string): Promise<string | null> {
@@ -337,7 +336,7 @@ Deno.test("open: bad arguments are TypeErrors", async () => {
   await assert.rejects(open("" as string), TypeError);
   await assert.rejects(open(`${dir}/x`, { default: () => 1 }), TypeError);
   await assert.rejects(open(`${dir}/x`, { lock: { timeout: -1 } }), RangeError);
-  assert.deepEqual(entries(dir), []);
+  assert.deepEqual(listDir(dir), []);
 });
 
 Deno.test("open: a directory at the path is a clear error", async () => {
@@ -349,7 +348,7 @@ Deno.test("open: a directory at the path is a clear error", async () => {
     assert.match(error.message, /is a directory/);
     return true;
   });
-  assert.deepEqual(entries(`${dir}/state.json`), []);
+  assert.deepEqual(listDir(`${dir}/state.json`), []);
 });
 
 Deno.test("open: reading a file that exists is not confused with a missing file", async () => {
@@ -470,7 +469,7 @@ Deno.test("unencodable values fail at commit with a TypeError and leave the file
     assert.equal((await open(path)).value, "fixed");
     await Deno.remove(path);
   }
-  assert.deepEqual(entries(dir), []);
+  assert.deepEqual(listDir(dir), []);
 });
 
 Deno.test("an unencodable value at the end of with() rolls back and writes nothing", async () => {
@@ -669,7 +668,7 @@ Deno.test("commits land in call order", async () => {
   }
   await Promise.all(pending);
   assert.equal(await fileText(path), "20\n");
-  assert.deepEqual(entries(store.path.slice(0, store.path.lastIndexOf("/"))), ["s.json"]);
+  assert.deepEqual(listDir(store.path.slice(0, store.path.lastIndexOf("/"))), ["s.json"]);
 });
 
 Deno.test("two stores on one file: without lock, the last commit wins; with lock, none is lost", async () => {
@@ -696,7 +695,7 @@ Deno.test("two stores on one file: without lock, the last commit wins; with lock
     ),
   );
   assert.equal(await fileText(`${dir}/locked.json`), "20\n");
-  assert.deepEqual(entries(dir), ["locked.json", "locked.json.lock", "plain.json"]);
+  assert.deepEqual(listDir(dir), ["locked.json", "locked.json.lock", "plain.json"]);
 });
 
 Deno.test("lock: the outermost with() re-reads the file, discarding uncommitted changes", async () => {
@@ -785,7 +784,7 @@ Deno.test("commit keeps the file's mode and follows a symbolic link", async () =
   assert.ok(Deno.lstatSync(`${dir}/link.json`).isSymlink);
   assert.equal(await fileText(`${dir}/real/s.json`), "2\n");
   assert.equal(Deno.statSync(`${dir}/real/s.json`).mode! & 0o777, 0o640);
-  assert.deepEqual(entries(`${dir}/real`), ["s.json"]);
+  assert.deepEqual(listDir(`${dir}/real`), ["s.json"]);
   // A new file gets the mode asked for.
   const secret = await open(`${dir}/secret.json`, { default: 0, mode: 0o600 });
   await secret.commit();
