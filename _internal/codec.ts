@@ -638,10 +638,11 @@ export function unescapeTaggedKey(key: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toTaggedJson } from "@x/atomic-store/reactive";
  *
  * const json = JSON.stringify(toTaggedJson({ tags: new Set(["a"]), $ref: 1 }));
- * console.assert(json === '{"tags":{"$set":["a"]},"$$ref":1}');
+ * assert.ok(json === '{"tags":{"$set":["a"]},"$$ref":1}');
  * ```
  */
 export function toTaggedJson(value: unknown): unknown {
@@ -717,12 +718,13 @@ function malformed(tag: string, detail: string): SyntaxError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fromTaggedJson } from "@x/atomic-store/reactive";
  *
  * const value = fromTaggedJson(JSON.parse('{"byId": {"$map": [[1, "one"]]}}')) as {
  *   byId: Map<number, string>;
  * };
- * console.assert(value.byId.get(1) === "one");
+ * assert.ok(value.byId.get(1) === "one");
  * ```
  */
 export function fromTaggedJson(json: unknown): unknown {

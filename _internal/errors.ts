@@ -10,6 +10,7 @@
  *
  * @example Catch any atomic-store failure
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AtomicStoreError, atomicUpdateJson } from "@x/atomic-store/atomic";
  *
  * const dir = await Deno.makeTempDir();
@@ -17,7 +18,7 @@
  * try {
  *   await atomicUpdateJson(`${dir}/broken.json`, (n: number | undefined) => (n ?? 0) + 1);
  * } catch (error) {
- *   console.assert(error instanceof AtomicStoreError);
+ *   assert.ok(error instanceof AtomicStoreError);
  * }
  * ```
  */
@@ -83,6 +84,7 @@ export class CorruptFileError extends AtomicStoreError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { atomicWrite, AtomicWriteError } from "@x/atomic-store/atomic";
  *
  * const dir = await Deno.makeTempDir();
@@ -90,7 +92,7 @@ export class CorruptFileError extends AtomicStoreError {
  * try {
  *   await atomicWrite(`${dir}/taken`, "a directory is in the way");
  * } catch (error) {
- *   console.assert(error instanceof AtomicWriteError);
+ *   assert.ok(error instanceof AtomicWriteError);
  * }
  * ```
  */
@@ -116,13 +118,14 @@ export class AtomicWriteError extends AtomicStoreError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FileLockError, lockFile } from "@x/atomic-store/atomic";
  *
  * const dir = await Deno.makeTempDir();
  * try {
  *   await lockFile(dir); // a directory cannot be a lock file
  * } catch (error) {
- *   console.assert(error instanceof FileLockError);
+ *   assert.ok(error instanceof FileLockError);
  * }
  * ```
  */
@@ -133,6 +136,7 @@ export class FileLockError extends AtomicStoreError {}
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FileLockTimeoutError, lockFile } from "@x/atomic-store/atomic";
  *
  * const path = `${await Deno.makeTempDir()}/job.lock`;
@@ -140,7 +144,7 @@ export class FileLockError extends AtomicStoreError {}
  * try {
  *   await lockFile(path, { timeout: 50 });
  * } catch (error) {
- *   console.assert(error instanceof FileLockTimeoutError && error.timeout === 50);
+ *   assert.ok(error instanceof FileLockTimeoutError && error.timeout === 50);
  * }
  * ```
  */

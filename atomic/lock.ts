@@ -160,12 +160,13 @@ async function openLockFile(path: string): Promise<FileHandle> {
  *
  * @example Hold a lock while working
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lockFile } from "@x/atomic-store/atomic";
  *
  * const path = `${await Deno.makeTempDir()}/job.lock`;
  * {
  *   await using lock = await lockFile(path, { timeout: 5000 });
- *   console.assert(!lock.released);
+ *   assert.ok(!lock.released);
  *   // ... only one holder at a time gets here ...
  * } // released here
  * ```
@@ -248,6 +249,7 @@ export async function lockFile(path: string, options: FileLockOptions = {}): Pro
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { withFileLock } from "@x/atomic-store/atomic";
  *
  * const dir = await Deno.makeTempDir();
@@ -257,7 +259,7 @@ export async function lockFile(path: string, options: FileLockOptions = {}): Pro
  *   await Deno.writeTextFile(path, String(count));
  *   return count;
  * });
- * console.assert(total === 1);
+ * assert.ok(total === 1);
  * ```
  */
 export async function withFileLock<T>(

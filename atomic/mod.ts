@@ -14,6 +14,7 @@
  *
  * @example Keep a counter that many processes increment
  * ```ts
+ * import assert from "node:assert/strict";
  * import { atomicUpdateJson } from "@x/atomic-store/atomic";
  *
  * const path = `${await Deno.makeTempDir()}/counter.json`;
@@ -21,7 +22,7 @@
  *   Array.from({ length: 5 }, () =>
  *     atomicUpdateJson(path, (n) => n + 1, { defaultData: 0 })),
  * );
- * console.assert(JSON.parse(await Deno.readTextFile(path)) === 5);
+ * assert.ok(JSON.parse(await Deno.readTextFile(path)) === 5);
  * ```
  *
  * @module

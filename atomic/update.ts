@@ -29,6 +29,7 @@ export interface AtomicUpdateJsonOptions<T>
  *
  * @example Count runs across processes
  * ```ts
+ * import assert from "node:assert/strict";
  * import { atomicUpdateJson } from "@x/atomic-store/atomic";
  *
  * const path = `${await Deno.makeTempDir()}/counter.json`;
@@ -36,7 +37,7 @@ export interface AtomicUpdateJsonOptions<T>
  *   data.counter += 1;
  *   return data;
  * }, { defaultData: { counter: 0 } });
- * console.assert(next.counter === 1);
+ * assert.ok(next.counter === 1);
  * ```
  */
 export async function atomicUpdateJson<T>(

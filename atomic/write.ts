@@ -227,21 +227,23 @@ function checkData(data: unknown): void {
  *
  * @example Write text
  * ```ts
+ * import assert from "node:assert/strict";
  * import { atomicWrite } from "@x/atomic-store/atomic";
  *
  * const path = `${await Deno.makeTempDir()}/notes/today.txt`;
  * await atomicWrite(path, "buy milk\n"); // creates notes/ as needed
- * console.assert(await Deno.readTextFile(path) === "buy milk\n");
+ * assert.ok(await Deno.readTextFile(path) === "buy milk\n");
  * ```
  *
  * @example Stream a large file
  * ```ts
+ * import assert from "node:assert/strict";
  * import { atomicWrite } from "@x/atomic-store/atomic";
  *
  * const path = `${await Deno.makeTempDir()}/copy.bin`;
  * const source = ReadableStream.from([new Uint8Array([1, 2]), new Uint8Array([3])]);
  * await atomicWrite(path, source);
- * console.assert((await Deno.readFile(path)).length === 3);
+ * assert.ok((await Deno.readFile(path)).length === 3);
  * ```
  */
 export async function atomicWrite(
@@ -294,11 +296,12 @@ export function atomicWriteSync(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { atomicWriteJson } from "@x/atomic-store/atomic";
  *
  * const path = `${await Deno.makeTempDir()}/config.json`;
  * await atomicWriteJson(path, { setting: "value", nested: { count: 42 } });
- * console.assert(JSON.parse(await Deno.readTextFile(path)).nested.count === 42);
+ * assert.ok(JSON.parse(await Deno.readTextFile(path)).nested.count === 42);
  * ```
  */
 export function atomicWriteJson(
@@ -320,11 +323,12 @@ export function atomicWriteJson(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { atomicWriteJsonSync } from "@x/atomic-store/atomic";
  *
  * const path = `${Deno.makeTempDirSync()}/state.json`;
  * atomicWriteJsonSync(path, [1, 2, 3], { indent: 0 });
- * console.assert(Deno.readTextFileSync(path) === "[1,2,3]");
+ * assert.ok(Deno.readTextFileSync(path) === "[1,2,3]");
  * ```
  */
 export function atomicWriteJsonSync(
@@ -354,23 +358,25 @@ export interface AtomicFileWriter {
  *
  * @example Write lines
  * ```ts
+ * import assert from "node:assert/strict";
  * import { withAtomicFile } from "@x/atomic-store/atomic";
  *
  * const path = `${await Deno.makeTempDir()}/output.txt`;
  * await withAtomicFile(path, async (file) => {
  *   for (const line of ["Line 1", "Line 2", "Line 3"]) await file.write(`${line}\n`);
  * });
- * console.assert((await Deno.readTextFile(path)).endsWith("Line 3\n"));
+ * assert.ok((await Deno.readTextFile(path)).endsWith("Line 3\n"));
  * ```
  *
  * @example Pipe a stream
  * ```ts
+ * import assert from "node:assert/strict";
  * import { withAtomicFile } from "@x/atomic-store/atomic";
  *
  * const path = `${await Deno.makeTempDir()}/copy.txt`;
  * await withAtomicFile(path, (file) =>
  *   ReadableStream.from(["a", "b"]).pipeThrough(new TextEncoderStream()).pipeTo(file.writable));
- * console.assert(await Deno.readTextFile(path) === "ab");
+ * assert.ok(await Deno.readTextFile(path) === "ab");
  * ```
  */
 export async function withAtomicFile<T>(

@@ -50,6 +50,7 @@ export type PersistentClass = abstract new (...args: never[]) => Persistent;
  *
  * @example The life of a database
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, Database, Persistent, transaction } from "@x/atomic-store/objectdb";
  *
  * class Settings extends Persistent {
@@ -60,7 +61,7 @@ export type PersistentClass = abstract new (...args: never[]) => Persistent;
  * const path = `${await Deno.makeTempDir()}/app.db`;
  * {
  *   await using db = await Database.open<Settings>(path);
- *   console.assert(db.root === null && db.size === 0);
+ *   assert.ok(db.root === null && db.size === 0);
  *   const settings = new Settings();
  *   db.elect(settings);
  *   await transaction.commit();
@@ -68,10 +69,10 @@ export type PersistentClass = abstract new (...args: never[]) => Persistent;
  *   checkout(settings);
  *   settings.theme = "dark";
  *   await transaction.commit();
- *   console.assert(db.txCount === 2 && Database.oidOf(settings) !== undefined);
+ *   assert.ok(db.txCount === 2 && Database.oidOf(settings) !== undefined);
  * }
  * await using again = await Database.open<Settings>(path);
- * console.assert(again.root?.theme === "dark");
+ * assert.ok(again.root?.theme === "dark");
  * ```
  */
 export class Database<Root extends Persistent = Persistent> implements AsyncDisposable {
@@ -93,10 +94,11 @@ export class Database<Root extends Persistent = Persistent> implements AsyncDisp
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Database } from "@x/atomic-store/objectdb";
    *
    * await using db = await Database.open(`${await Deno.makeTempDir()}/new.db`);
-   * console.assert(db.size === 0 && db.txCount === 0);
+   * assert.ok(db.size === 0 && db.txCount === 0);
    * ```
    */
   static async open<Root extends Persistent = Persistent>(
@@ -134,13 +136,14 @@ export class Database<Root extends Persistent = Persistent> implements AsyncDisp
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Database, Persistent } from "@x/atomic-store/objectdb";
    *
    * await using db = await Database.open(`${await Deno.makeTempDir()}/of.db`);
    * const root = new Persistent();
-   * console.assert(Database.of(root) === undefined);
+   * assert.ok(Database.of(root) === undefined);
    * db.elect(root);
-   * console.assert(Database.of(root) === db);
+   * assert.ok(Database.of(root) === db);
    * ```
    */
   static of(object: object): Database | undefined {
@@ -153,14 +156,15 @@ export class Database<Root extends Persistent = Persistent> implements AsyncDisp
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Database, Persistent, transaction } from "@x/atomic-store/objectdb";
    *
    * await using db = await Database.open(`${await Deno.makeTempDir()}/oid.db`);
    * const root = new Persistent();
    * db.elect(root);
-   * console.assert(Database.oidOf(root) === undefined);
+   * assert.ok(Database.oidOf(root) === undefined);
    * await transaction.commit();
-   * console.assert(typeof Database.oidOf(root) === "number");
+   * assert.ok(typeof Database.oidOf(root) === "number");
    * ```
    */
   static oidOf(object: object): number | undefined {
@@ -193,12 +197,13 @@ export class Database<Root extends Persistent = Persistent> implements AsyncDisp
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Database, PersistentDict, transaction } from "@x/atomic-store/objectdb";
    *
    * await using db = await Database.open(`${await Deno.makeTempDir()}/elect.db`);
    * db.elect(new PersistentDict());
    * await transaction.commit();
-   * console.assert(db.root instanceof PersistentDict && db.size === 1);
+   * assert.ok(db.root instanceof PersistentDict && db.size === 1);
    * ```
    */
   elect(object: Root): void {
@@ -252,6 +257,7 @@ export class Database<Root extends Persistent = Persistent> implements AsyncDisp
    *
    * @example Compact a log
    * ```ts
+   * import assert from "node:assert/strict";
    * import { checkout, Database, Persistent, transaction } from "@x/atomic-store/objectdb";
    *
    * const dir = await Deno.makeTempDir();
@@ -265,8 +271,8 @@ export class Database<Root extends Persistent = Persistent> implements AsyncDisp
    * }
    * await using compact = await Database.open(`${dir}/compact.db`);
    * await db.snapshot(compact);
-   * console.assert(compact.txCount === 1);
-   * console.assert((compact.root as Persistent & { n?: number }).n === 4);
+   * assert.ok(compact.txCount === 1);
+   * assert.ok((compact.root as Persistent & { n?: number }).n === 4);
    * ```
    */
   snapshot(target: Database<Persistent>): Promise<void> {

@@ -15,13 +15,14 @@ import { AtomicStoreError } from "../_internal/errors.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, Persistent, ReadOnlyError } from "@x/atomic-store/objectdb";
  *
  * const note = new Persistent() as Persistent & { text?: string };
  * try {
  *   note.text = "hello";
  * } catch (error) {
- *   console.assert(error instanceof ReadOnlyError);
+ *   assert.ok(error instanceof ReadOnlyError);
  * }
  * checkout(note);
  * note.text = "hello"; // fine now
@@ -94,6 +95,7 @@ export class ConflictError extends AtomicStoreError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, Database, Persistent, transaction, WriteConflictError } from "@x/atomic-store/objectdb";
  *
  * await using db = await Database.open(`${await Deno.makeTempDir()}/write.db`);
@@ -111,10 +113,10 @@ export class ConflictError extends AtomicStoreError {
  * try {
  *   await transaction.commit();
  * } catch (error) {
- *   console.assert(error instanceof WriteConflictError);
+ *   assert.ok(error instanceof WriteConflictError);
  *   transaction.abort();
  * }
- * console.assert(root.owner === "worker");
+ * assert.ok(root.owner === "worker");
  * ```
  */
 export class WriteConflictError extends ConflictError {
@@ -136,6 +138,7 @@ export class WriteConflictError extends ConflictError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, Database, Persistent, ReadConflictError, transaction } from "@x/atomic-store/objectdb";
  *
  * const path = `${await Deno.makeTempDir()}/read.db`;
@@ -156,10 +159,10 @@ export class WriteConflictError extends ConflictError {
  * try {
  *   await transaction.commit();
  * } catch (error) {
- *   console.assert(error instanceof ReadConflictError);
+ *   assert.ok(error instanceof ReadConflictError);
  *   transaction.abort();
  * }
- * console.assert(root.step === 2);
+ * assert.ok(root.step === 2);
  * ```
  */
 export class ReadConflictError extends ConflictError {
@@ -181,6 +184,7 @@ export class ReadConflictError extends ConflictError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, ObjectGraphError, Persistent, transaction } from "@x/atomic-store/objectdb";
  *
  * await transaction.run(async () => {
@@ -189,7 +193,7 @@ export class ReadConflictError extends ConflictError {
  *   try {
  *     await transaction.commit();
  *   } catch (error) {
- *     console.assert(error instanceof ObjectGraphError);
+ *     assert.ok(error instanceof ObjectGraphError);
  *     transaction.abort();
  *   }
  * });
@@ -213,6 +217,7 @@ export class ObjectGraphError extends AtomicStoreError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import {
  *   checkout,
  *   ObjectGraphError,
@@ -223,11 +228,11 @@ export class ObjectGraphError extends AtomicStoreError {
  *
  * await transaction.run(async () => {
  *   checkout(new Persistent());
- *   await transaction.commit().catch((error) => console.assert(error instanceof ObjectGraphError));
+ *   await transaction.commit().catch((error) => assert.ok(error instanceof ObjectGraphError));
  *   try {
  *     checkout(new Persistent());
  *   } catch (error) {
- *     console.assert(error instanceof TransactionFailedError);
+ *     assert.ok(error instanceof TransactionFailedError);
  *   }
  *   transaction.abort();
  * });
@@ -253,6 +258,7 @@ export class TransactionFailedError extends AtomicStoreError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Database, Persistent, UnregisteredClassError } from "@x/atomic-store/objectdb";
  *
  * class Draft extends Persistent {}
@@ -260,7 +266,7 @@ export class TransactionFailedError extends AtomicStoreError {
  * try {
  *   db.elect(new Draft());
  * } catch (error) {
- *   console.assert(error instanceof UnregisteredClassError && error.className === "Draft");
+ *   assert.ok(error instanceof UnregisteredClassError && error.className === "Draft");
  * }
  * ```
  */

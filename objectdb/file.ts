@@ -31,6 +31,7 @@ export type PersistentFileSource = FileSource;
  *
  * @example Store a file's contents
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, Database, Persistent, PersistentFile, PersistentStream, transaction } from "@x/atomic-store/objectdb";
  *
  * const dir = await Deno.makeTempDir();
@@ -43,7 +44,7 @@ export type PersistentFileSource = FileSource;
  *   using source = await Deno.open(`${dir}/report.txt`);
  *   root.report = new PersistentFile(source);
  *   await transaction.commit();
- *   console.assert(root.report instanceof PersistentStream);
+ *   assert.ok(root.report instanceof PersistentStream);
  * });
  * ```
  */
@@ -137,6 +138,7 @@ async function readChunk(handle: FileHandle, info: StreamInfo, index: number): P
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, Database, Persistent, PersistentFile, type PersistentStream, transaction } from "@x/atomic-store/objectdb";
  *
  * await using db = await Database.open(`${await Deno.makeTempDir()}/stream.db`);
@@ -149,13 +151,13 @@ async function readChunk(handle: FileHandle, info: StreamInfo, index: number): P
  * const stream = root.data as PersistentStream;
  * await stream.open();
  * stream.seek(2);
- * console.assert(new TextDecoder().decode(await stream.read(3)) === "cde");
- * console.assert(stream.tell() === 5);
+ * assert.ok(new TextDecoder().decode(await stream.read(3)) === "cde");
+ * assert.ok(stream.tell() === 5);
  * await stream.close();
  *
  * let text = "";
  * for await (const chunk of stream) text += new TextDecoder().decode(chunk);
- * console.assert(text === "abcdef" && stream.closed);
+ * assert.ok(text === "abcdef" && stream.closed);
  * ```
  */
 export class PersistentStream implements AsyncIterable<Uint8Array> {

@@ -32,6 +32,7 @@
  *
  * @example A root, a change, a conflict
  * ```ts
+ * import assert from "node:assert/strict";
  * import {
  *   checkout,
  *   Database,
@@ -58,9 +59,9 @@
  *     await transaction.commit();
  *   })
  * ));
- * console.assert(results[0].status === "fulfilled");
- * console.assert(results[1].status === "rejected" && results[1].reason instanceof WriteConflictError);
- * console.assert(account.balance === 10 && db.txCount === 3);
+ * assert.ok(results[0].status === "fulfilled");
+ * assert.ok(results[1].status === "rejected" && results[1].reason instanceof WriteConflictError);
+ * assert.ok(account.balance === 10 && db.txCount === 3);
  * ```
  *
  * @module

@@ -41,6 +41,7 @@ import { deepCopy, isMutable } from "./_wire.ts";
  *
  * @example A subclass with a default value
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, Database, Persistent, transaction } from "@x/atomic-store/objectdb";
  *
  * class Task extends Persistent {
@@ -57,7 +58,7 @@ import { deepCopy, isMutable } from "./_wire.ts";
  *   task.title = "water the plants";
  *   await transaction.commit();
  * });
- * console.assert(db.root?.title === "water the plants");
+ * assert.ok(db.root?.title === "water the plants");
  * ```
  */
 export class Persistent {
@@ -80,12 +81,13 @@ setPersistentPrototype(Persistent.prototype);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, Persistent } from "@x/atomic-store/objectdb";
  *
  * const counter = new Persistent() as Persistent & { count?: number };
  * checkout(counter);
  * counter.count = 1;
- * console.assert(counter.count === 1);
+ * assert.ok(counter.count === 1);
  * ```
  */
 export function checkout(object: Persistent): void {
@@ -132,6 +134,7 @@ function describeKey(key: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, Database, Persistent, PersistentDict, transaction } from "@x/atomic-store/objectdb";
  *
  * await using db = await Database.open(`${await Deno.makeTempDir()}/users.db`);
@@ -145,7 +148,7 @@ function describeKey(key: unknown): string {
  *   checkout(users);
  *   users.get("ada")!.visits++; // a local copy, changed in place
  *   await transaction.commit();
- *   console.assert(users.get("ada")?.visits === 2);
+ *   assert.ok(users.get("ada")?.visits === 2);
  * });
  * ```
  */

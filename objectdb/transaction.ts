@@ -153,6 +153,7 @@ async function commitSequentially(tx: Transaction, groups: Map<Engine, ObjectMet
  *
  * @example Concurrent transactions on disjoint objects
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkout, Database, Persistent, PersistentDict, transaction } from "@x/atomic-store/objectdb";
  *
  * type Counter = Persistent & { count: number };
@@ -179,7 +180,7 @@ async function commitSequentially(tx: Transaction, groups: Map<Engine, ObjectMet
  *     await transaction.commit();
  *   })
  * ));
- * console.assert(counters.get("b")!.count === 1);
+ * assert.ok(counters.get("b")!.count === 1);
  * ```
  */
 export const transaction: TransactionManager = {

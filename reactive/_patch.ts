@@ -33,15 +33,16 @@ import { copyRaw, handles, isContainer, type PathKey } from "./_values.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { patch, PatchError } from "@x/atomic-store/reactive";
  *
  * const doc = { n: 1 };
  * try {
  *   patch(doc, [{ op: "test", path: "/n", value: 2 }, { op: "replace", path: "/n", value: 3 }]);
  * } catch (error) {
- *   console.assert(error instanceof PatchError && error.index === 0);
+ *   assert.ok(error instanceof PatchError && error.index === 0);
  * }
- * console.assert(doc.n === 1);
+ * assert.ok(doc.n === 1);
  * ```
  */
 export class PatchError extends Error {
@@ -211,6 +212,7 @@ function plainOf(value: unknown): unknown {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { diff, patch } from "@x/atomic-store/reactive";
  *
  * const before = { tags: ["a"], size: 1 };
@@ -219,7 +221,7 @@ function plainOf(value: unknown): unknown {
  * // [{ op: "test", path: "/size", value: 1 }, { op: "replace", path: "/size", value: 2 },
  * //  { op: "add", path: "/tags/1", value: "b" }] (in some order)
  * patch(before, ops);
- * console.assert(before.tags.length === 2 && before.size === 2);
+ * assert.ok(before.tags.length === 2 && before.size === 2);
  * ```
  */
 export function diff(a: unknown, b: unknown): JsonPatchOperation[] {
@@ -713,12 +715,13 @@ function step(applier: Applier, operation: JsonPatchOperation, index: number): v
  *
  * @example Apply a change made elsewhere
  * ```ts
+ * import assert from "node:assert/strict";
  * import { patch, track } from "@x/atomic-store/reactive";
  *
  * const seen: string[] = [];
  * const state = track({ todo: ["write"] }, { onChange: (change) => seen.push(change.op) });
  * patch(state, [{ op: "add", path: "/todo/-", value: "test" }]);
- * console.assert(state.todo[1] === "test" && seen[0] === "patch");
+ * assert.ok(state.todo[1] === "test" && seen[0] === "patch");
  * ```
  */
 export function patch<T>(target: T, operations: readonly JsonPatchOperation[]): T {
@@ -742,13 +745,14 @@ export function patch<T>(target: T, operations: readonly JsonPatchOperation[]): 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { diff, patch, revert } from "@x/atomic-store/reactive";
  *
  * const doc = { n: 1, list: [1] };
  * const ops = diff(doc, { n: 2, list: [1, 2] });
  * patch(doc, ops);
  * revert(doc, ops);
- * console.assert(doc.n === 1 && doc.list.length === 1);
+ * assert.ok(doc.n === 1 && doc.list.length === 1);
  * ```
  */
 export function revert<T>(target: T, operations: readonly JsonPatchOperation[]): T {

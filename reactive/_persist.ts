@@ -128,6 +128,7 @@ export function fileStore(
  *
  * @example Keep the structure in memory elsewhere (a stand-in for a remote store)
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type PersistBackend, track } from "@x/atomic-store/reactive";
  *
  * const remote = new Map<string, unknown>();
@@ -140,7 +141,7 @@ export function fileStore(
  * };
  * const todo = track({ items: ["write"] }, "todo", { persist: backend });
  * todo.items.push("test"); // push [ { op: "add", path: "/items/1", value: "test" } ]
- * console.assert((remote.get("todo") as { items: string[] }).items.length === 2);
+ * assert.ok((remote.get("todo") as { items: string[] }).items.length === 2);
  * ```
  */
 export interface PersistBackend {

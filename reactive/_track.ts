@@ -87,6 +87,7 @@ function checkName(name: string): void {
  *
  * @example Keep a configuration file in sync
  * ```ts
+ * import assert from "node:assert/strict";
  * import { track } from "@x/atomic-store/reactive";
  *
  * const dir = await Deno.makeTempDir();
@@ -95,12 +96,12 @@ function checkName(name: string): void {
  *   retryIntervals: [1, 3, 5],
  * }, "example-config", { dir });
  * conf.retryIntervals.push(10); // saved
- * console.assert(conf.endpoint.protocol === "HTTP");
- * console.assert((await Deno.readTextFile(`${dir}/example-config.yaml`)).includes("- 10"));
+ * assert.ok(conf.endpoint.protocol === "HTTP");
+ * assert.ok((await Deno.readTextFile(`${dir}/example-config.yaml`)).includes("- 10"));
  *
  * // Next time, the file is what counts:
  * const again = track({ endpoint: {}, retryIntervals: [] }, "example-config", { dir });
- * console.assert(again.retryIntervals.length === 4);
+ * assert.ok(again.retryIntervals.length === 4);
  * ```
  *
  * @example React to changes (a view of a model)
@@ -213,6 +214,7 @@ function trackerOf(value: unknown, what: string): Tracker {
  *
  * @example Increment safely
  * ```ts
+ * import assert from "node:assert/strict";
  * import { batch, track } from "@x/atomic-store/reactive";
  *
  * const counter = track({ value: 0 });
@@ -222,11 +224,12 @@ function trackerOf(value: unknown, what: string): Tracker {
  *   counter.value = previous + 1;
  * };
  * await Promise.all([batch(counter, increment), batch(counter, increment)]);
- * console.assert(counter.value === 2);
+ * assert.ok(counter.value === 2);
  * ```
  *
  * @example All or nothing
  * ```ts
+ * import assert from "node:assert/strict";
  * import { batch, track } from "@x/atomic-store/reactive";
  *
  * const dir = await Deno.makeTempDir();
@@ -240,7 +243,7 @@ function trackerOf(value: unknown, what: string): Tracker {
  * } catch {
  *   // undone: the structure and the file are as before
  * }
- * console.assert(account.balance === 100 && account.log.length === 0);
+ * assert.ok(account.balance === 100 && account.log.length === 0);
  * ```
  */
 export function batch<R>(tracked: object, fn: () => R | Promise<R>): Promise<Awaited<R>> {
@@ -262,13 +265,14 @@ export function batch<R>(tracked: object, fn: () => R | Promise<R>): Promise<Awa
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { snapshot, track } from "@x/atomic-store/reactive";
  *
  * const state = track({ tags: new Set(["a"]), when: new Date(0) });
  * const copy = snapshot(state);
  * copy.tags.add("b");
- * console.assert(state.tags.size === 1);
- * console.assert(structuredClone(copy).tags.has("b"));
+ * assert.ok(state.tags.size === 1);
+ * assert.ok(structuredClone(copy).tags.has("b"));
  * ```
  */
 export function snapshot<T>(value: T): T {
@@ -281,10 +285,11 @@ export function snapshot<T>(value: T): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isTracked, track } from "@x/atomic-store/reactive";
  *
  * const state = track({ nested: { n: 1 } });
- * console.assert(isTracked(state.nested) && !isTracked({}));
+ * assert.ok(isTracked(state.nested) && !isTracked({}));
  * ```
  */
 export function isTracked(value: unknown): boolean {

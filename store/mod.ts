@@ -27,6 +27,7 @@
  *
  * @example Remember every start time
  * ```ts
+ * import assert from "node:assert/strict";
  * import { open } from "@x/atomic-store/store";
  *
  * const path = `${await Deno.makeTempDir()}/runs.json`;
@@ -37,7 +38,7 @@
  *     s.value.push(new Date().toISOString());
  *   });
  * }
- * console.assert(JSON.parse(await Deno.readTextFile(path)).length === 2);
+ * assert.ok(JSON.parse(await Deno.readTextFile(path)).length === 2);
  * ```
  *
  * @example Manual commits, one per finished step
@@ -65,6 +66,7 @@
  *
  * @example Nested `with`: only the outermost exit writes
  * ```ts
+ * import assert from "node:assert/strict";
  * import { open } from "@x/atomic-store/store";
  *
  * const path = `${await Deno.makeTempDir()}/state.json`;
@@ -72,9 +74,9 @@
  * await store.with(async (s) => {
  *   s.value = "outer";
  *   await s.with((t) => void (t.value = "inner"));
- *   console.assert(!(await Deno.stat(path).catch(() => null))); // nothing written yet
+ *   assert.ok(!(await Deno.stat(path).catch(() => null))); // nothing written yet
  * });
- * console.assert(JSON.parse(await Deno.readTextFile(path)) === "inner");
+ * assert.ok(JSON.parse(await Deno.readTextFile(path)) === "inner");
  * ```
  *
  * @module

@@ -80,13 +80,14 @@ export interface StoreOptions<T> extends AtomicWriteOptions {
  *
  * @example Keep a list of runs
  * ```ts
+ * import assert from "node:assert/strict";
  * import { open } from "@x/atomic-store/store";
  *
  * const path = `${await Deno.makeTempDir()}/runs.json`;
  * const store = await open<string[]>(path, { default: [] });
  * store.value.push(new Date().toISOString());
  * await store.commit();
- * console.assert((await open<string[]>(path)).value?.length === 1);
+ * assert.ok((await open<string[]>(path)).value?.length === 1);
  * ```
  */
 export interface Store<T> extends AsyncDisposable {
@@ -132,6 +133,7 @@ export interface Store<T> extends AsyncDisposable {
    *
    * @example Pick up another writer's changes
    * ```ts
+   * import assert from "node:assert/strict";
    * import { open } from "@x/atomic-store/store";
    *
    * const path = `${await Deno.makeTempDir()}/shared.json`;
@@ -140,7 +142,7 @@ export interface Store<T> extends AsyncDisposable {
    * theirs.value = 7;
    * await theirs.commit();
    * await mine.reload();
-   * console.assert(mine.value === 7);
+   * assert.ok(mine.value === 7);
    * ```
    */
   reload(): Promise<void>;
@@ -169,16 +171,18 @@ export interface Store<T> extends AsyncDisposable {
    *
    * @example Record this run
    * ```ts
+   * import assert from "node:assert/strict";
    * import { open } from "@x/atomic-store/store";
    *
    * const path = `${await Deno.makeTempDir()}/runs.json`;
    * const store = await open<string[]>(path, { default: [] });
    * const count = await store.with((s) => s.value.push(new Date().toISOString()));
-   * console.assert(count === 1);
+   * assert.ok(count === 1);
    * ```
    *
    * @example A failing update changes nothing
    * ```ts
+   * import assert from "node:assert/strict";
    * import { open } from "@x/atomic-store/store";
    *
    * const path = `${await Deno.makeTempDir()}/balance.json`;
@@ -189,9 +193,9 @@ export interface Store<T> extends AsyncDisposable {
    *     if (s.value.balance < 0) throw new RangeError("insufficient funds");
    *   });
    * } catch (error) {
-   *   console.assert(error instanceof RangeError);
+   *   assert.ok(error instanceof RangeError);
    * }
-   * console.assert(store.value.balance === 100);
+   * assert.ok(store.value.balance === 100);
    * ```
    */
   with<R>(fn: (store: Store<T>) => R | Promise<R>): Promise<R>;
@@ -455,15 +459,16 @@ class FileStore<T> implements Store<T> {
  *
  * @example Compact JSON, or another format
  * ```ts
+ * import assert from "node:assert/strict";
  * import { open } from "@x/atomic-store/store";
  *
  * const dir = await Deno.makeTempDir();
  * const small = await open(`${dir}/small.json`, { default: { a: 1 }, json: { indent: 0 } });
  * await small.commit();
- * console.assert(await Deno.readTextFile(`${dir}/small.json`) === '{"a":1}');
+ * assert.ok(await Deno.readTextFile(`${dir}/small.json`) === '{"a":1}');
  *
  * const config = await open(`${dir}/config.yaml`, { default: { debug: false } });
- * console.assert(config.format === "yaml");
+ * assert.ok(config.format === "yaml");
  * ```
  */
 export function open<T>(path: string, options: StoreOptions<T> & { default: T }): Promise<Store<T>>;
@@ -473,10 +478,11 @@ export function open<T>(path: string, options: StoreOptions<T> & { default: T })
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { open } from "@x/atomic-store/store";
  *
  * const store = await open<{ name: string }>(`${await Deno.makeTempDir()}/me.json`);
- * console.assert(store.value === null);
+ * assert.ok(store.value === null);
  * store.value = { name: "Ada" };
  * await store.commit();
  * ```
