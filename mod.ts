@@ -13,6 +13,8 @@
  *   log, with transactions, conflict detection, group commit and snapshots.
  * - `@x/atomic-store/reactive`: tracked objects, arrays, Maps and Sets that
  *   report every change (with JSON Patches) and save themselves atomically.
+ * - `@x/atomic-store/tracker`: progress trackers, pods of tasks that remember
+ *   what is done and how often each was tried, with a resumable `run`.
  *
  * @example Replace a file atomically
  * ```ts
@@ -39,3 +41,4 @@ export * from "./store/mod.ts";
 export * from "./pod/mod.ts";
 export * from "./objectdb/mod.ts";
 export * from "./reactive/mod.ts";
+export * from "./tracker/mod.ts";

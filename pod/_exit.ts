@@ -7,7 +7,8 @@
  * Signal listeners are registered through the filesystem seam while at
  * least one pod that wants them is open, and removed when the last one
  * closes. Workers get no signal listeners: a signal is the main thread's
- * business there.
+ * business there. Code that stops cleanly on a signal by itself (a
+ * tracker's `run`) can defer the first one with {@linkcode deferSignal}.
  *
  * @module
  */
@@ -44,8 +45,17 @@ function flushAllSync(): void {
   }
 }
 
+/** Signals left to someone else for now (see {@linkcode deferSignal}), with their counts. */
+const deferred = new Map<Deno.Signal, number>();
+/** Deferred signals that have arrived once already. */
+const caught = new Set<Deno.Signal>();
+
 async function onSignal(signal: Deno.Signal): Promise<void> {
   const code = EXIT_CODES[signal] ?? 1;
+  if (deferred.has(signal) && !caught.has(signal)) {
+    caught.add(signal); // the first one is the deferrer's business; a second one exits
+    return;
+  }
   if (exiting) Deno.exit(code); // a second signal: stop waiting
   exiting = true;
   await Promise.all(
@@ -93,4 +103,26 @@ export function registerExit(participant: ExitParticipant, signals: boolean): vo
 export function unregisterExit(participant: ExitParticipant): void {
   participants.delete(participant);
   updateListeners();
+}
+
+/**
+ * Leaves the first `signal` to the caller until the returned function is
+ * called: the pods' handler then neither syncs nor exits on it, and a
+ * second one makes it sync and exit as usual. For code that stops cleanly
+ * on SIGINT by itself (a tracker's `run`). Deferrals nest.
+ */
+export function deferSignal(signal: Deno.Signal): () => void {
+  deferred.set(signal, (deferred.get(signal) ?? 0) + 1);
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    const count = deferred.get(signal)! - 1;
+    if (count > 0) {
+      deferred.set(signal, count);
+    } else {
+      deferred.delete(signal);
+      caught.delete(signal);
+    }
+  };
 }

@@ -138,7 +138,13 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
   /** The pod's directory, as given to {@linkcode openPod}. */
   readonly path: string;
 
-  private constructor(core: PodCore, readOnly: boolean) {
+  /**
+   * Not for direct use: {@linkcode openPod} creates pods, and subclasses
+   * (the progress tracker) are created by their own open functions.
+   *
+   * @ignore
+   */
+  protected constructor(core: PodCore, readOnly: boolean) {
     this.#core = core;
     this.#readOnly = readOnly;
     this.path = core.path;
@@ -443,7 +449,8 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  *
  * Opening a path that is already open in this thread gives a new handle
  * on the same data, so two parts of a program never overwrite each
- * other's changes with stale ones. A pod open for writing in another
+ * other's changes with stale ones (a path open as a progress tracker is a
+ * `TypeError`: open it with `openTracker`). A pod open for writing in another
  * process or Worker is a {@linkcode PodLockedError}, unless `readOnly` is
  * set. A damaged shard file is a `CorruptFileError` naming it; nothing is
  * written then.
@@ -470,10 +477,31 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * pod.set("when", new Date(0));
  * ```
  */
-export async function openPod<V = unknown>(
+export function openPod<V = unknown>(
   path: string,
   options: PodOptions<V> = {},
 ): Promise<Pod<V>> {
+  return openPodWith(path, options, "pod", (core, readOnly) => createPod<V>(core, readOnly));
+}
+
+/**
+ * What each open pod directory is open as in this thread (`"pod"`, or a
+ * subclass's name): a handle of one kind would bypass the bookkeeping of
+ * the other, so one directory is open as one kind at a time.
+ */
+const openAs = new WeakMap<PodCore, string>();
+
+/**
+ * The body of {@linkcode openPod}, for subclasses of `Pod` (the progress
+ * tracker): checks the options, opens the core, and wraps it with `make`,
+ * which may throw (the handle is then closed). Not part of the public API.
+ */
+export async function openPodWith<V, P extends Pod<V>>(
+  path: string,
+  options: PodOptions<V>,
+  kind: string,
+  make: (core: PodCore, readOnly: boolean) => P,
+): Promise<P> {
   if (typeof path !== "string") throw new TypeError(`path must be a string, not ${typeof path}`);
   const readOnly = options.readOnly ?? false;
   if (options.format !== undefined && options.format !== "json" && options.format !== "msgpack") {
@@ -504,7 +532,20 @@ export async function openPod<V = unknown>(
       );
     }),
   });
-  const pod = createPod<V>(core, readOnly);
+  let pod: P;
+  try {
+    const current = openAs.get(core);
+    if (current !== undefined && current !== kind && core.handles > 1) {
+      throw new TypeError(
+        `pod "${path}" is open as a ${current} in this thread; open it the same way, not as a ${kind}`,
+      );
+    }
+    openAs.set(core, kind);
+    pod = make(core, readOnly);
+  } catch (error) {
+    await core.closeHandle().catch(() => {});
+    throw error;
+  }
   if (options.init !== undefined) {
     try {
       pod.update(options.init);

@@ -172,19 +172,27 @@ interface Waiter {
   cancel(error: Error): void;
 }
 
-/** The owning thread's side: the pod, the channel, the lock. */
-class PodServer {
+/** Operations a subclass serves beyond the pod's own; throws for names it does not know. */
+export type ExtraOperations = (op: string, args: unknown[]) => unknown;
+
+/**
+ * The owning thread's side: the pod, the channel, the lock. Exported for
+ * subclasses of SharedPod (the progress tracker), not from `mod.ts`.
+ */
+export class PodServer {
   readonly pod: Pod<unknown>;
   readonly core: PodCore;
   readonly channel: ChannelServer;
   readonly handle: SharedPodHandle;
+  readonly #extra: ExtraOperations | undefined;
   #holder: number | undefined;
   #depth = 0;
   #queue: Waiter[] = [];
 
-  constructor(pod: Pod<unknown>, maxClients: number) {
+  constructor(pod: Pod<unknown>, maxClients: number, extra?: ExtraOperations) {
     this.pod = pod;
     this.core = podCoreOf(pod);
+    this.#extra = extra;
     this.channel = new ChannelServer(maxClients, SLOT_SIZE, (slot, bytes) => {
       let message: unknown;
       try {
@@ -363,6 +371,7 @@ class PodServer {
       case "revert":
         return pod.revert();
       default:
+        if (this.#extra) return this.#extra(op, args);
         throw new TypeError(`unknown shared pod operation "${op}"`);
     }
   }
@@ -429,6 +438,21 @@ class PodServer {
     }
     await this.pod.close();
   }
+}
+
+let callShared: (shared: SharedPod<unknown>, op: string, args: unknown[]) => unknown;
+
+/**
+ * Sends one operation through a shared pod handle, as its methods do: for
+ * subclasses (the progress tracker); not part of the public API.
+ */
+export function sharedCall(shared: SharedPod<unknown>, op: string, args: unknown[]): unknown {
+  return callShared(shared, op, args);
+}
+
+/** The server of `handle` if it runs in this thread: for subclasses; not part of the public API. */
+export function localServer(handle: SharedPodHandle): PodServer | undefined {
+  return servers.get(handle.control);
 }
 
 /** Builds the mutation proxy for `path`. */
@@ -580,7 +604,17 @@ export class SharedPod<V = unknown> implements AsyncDisposable, Iterable<[string
   readonly #owner: boolean;
   #closed = false;
 
-  private constructor(
+  static {
+    callShared = (shared, op, args) => shared.#call(op, args);
+  }
+
+  /**
+   * Not for direct use: see {@linkcode SharedPod.open} and
+   * {@linkcode SharedPod.connect}.
+   *
+   * @ignore
+   */
+  protected constructor(
     handle: SharedPodHandle,
     server: PodServer | undefined,
     client: ChannelClient | undefined,
