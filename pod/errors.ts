@@ -11,6 +11,7 @@ import { AtomicStoreError } from "../_internal/errors.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openPod, PodLockedError } from "@x/atomic-store/pod";
  *
  * const path = await Deno.makeTempDir();
@@ -19,7 +20,7 @@ import { AtomicStoreError } from "../_internal/errors.ts";
  * await pod.sync();
  * // A second process opening `path` now gets a PodLockedError:
  * const error = new PodLockedError(path);
- * console.assert(error.path === path && error.message.includes("readOnly"));
+ * assert.ok(error.path === path && error.message.includes("readOnly"));
  * ```
  */
 export class PodLockedError extends AtomicStoreError {

@@ -114,6 +114,7 @@ export function podCoreOf(pod: Pod<unknown>): PodCore {
  *
  * @example Keep the status of tasks across runs
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openPod } from "@x/atomic-store/pod";
  *
  * const path = `${await Deno.makeTempDir()}/tasks.pod`;
@@ -124,7 +125,7 @@ export function podCoreOf(pod: Pod<unknown>): PodCore {
  * } // closing syncs
  *
  * await using tasks = await openPod<{ tries: number; done: boolean }>(path);
- * console.assert(tasks.get("https://example.com/")?.tries === 1);
+ * assert.ok(tasks.get("https://example.com/")?.tries === 1);
  * ```
  */
 export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> {
@@ -187,12 +188,13 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openPod } from "@x/atomic-store/pod";
    *
    * await using pod = await openPod<string[]>(await Deno.makeTempDir());
    * pod.set("fruits", ["apple"]);
    * pod.get("fruits")!.push("pear");
-   * console.assert(pod.get("fruits")!.length === 2);
+   * assert.ok(pod.get("fruits")!.length === 2);
    * ```
    */
   get(key: string): V | undefined {
@@ -215,11 +217,12 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openPod } from "@x/atomic-store/pod";
    *
    * await using pod = await openPod<number>(await Deno.makeTempDir());
    * pod.set("a", 1).set("b", 2).set("a", 3);
-   * console.assert([...pod.keys()].join() === "a,b");
+   * assert.ok([...pod.keys()].join() === "a,b");
    * ```
    */
   set(key: string, value: V): this {
@@ -250,12 +253,13 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openPod } from "@x/atomic-store/pod";
    *
    * await using pod = await openPod<number>(await Deno.makeTempDir());
    * pod.update({ one: 1, two: 2 });
    * pod.update([["three", 3]]);
-   * console.assert(pod.size === 3);
+   * assert.ok(pod.size === 3);
    * ```
    */
   update(entries: PodEntries<V>): void {
@@ -303,12 +307,13 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openPod } from "@x/atomic-store/pod";
    *
    * await using pod = await openPod(await Deno.makeTempDir());
    * pod.set("saved", true);
    * await pod.sync();
-   * console.assert(pod.dirty().size === 0);
+   * assert.ok(pod.dirty().size === 0);
    * ```
    */
   sync(): Promise<void> {
@@ -357,13 +362,14 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openPod } from "@x/atomic-store/pod";
    *
    * await using pod = await openPod<number>(await Deno.makeTempDir(), { syncAt: 10 });
    * pod.hold();
    * for (let i = 0; i < 100; i++) pod.set(`k${i}`, i);
    * await pod.unhold(); // syncs: more than 10 keys are dirty
-   * console.assert(pod.dirty().size === 0);
+   * assert.ok(pod.dirty().size === 0);
    * ```
    */
   hold(): void {
@@ -386,6 +392,7 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openPod } from "@x/atomic-store/pod";
    *
    * await using pod = await openPod<number>(await Deno.makeTempDir());
@@ -393,7 +400,7 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
    * await pod.sync();
    * pod.set("dropped", 2);
    * await pod.revert();
-   * console.assert(pod.has("kept") && !pod.has("dropped"));
+   * assert.ok(pod.has("kept") && !pod.has("dropped"));
    * ```
    */
   revert(): Promise<void> {
@@ -457,6 +464,7 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  *
  * @example Create, fill, reopen
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openPod } from "@x/atomic-store/pod";
  *
  * const path = await Deno.makeTempDir();
@@ -466,7 +474,7 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * await pod.close();
  *
  * await using again = await openPod<number>(path);
- * console.assert([...again.keys()].join() === "b,a");
+ * assert.ok([...again.keys()].join() === "b,a");
  * ```
  *
  * @example Compressed MessagePack shards

@@ -542,13 +542,14 @@ function setterFor(
  *
  * @example In the owning thread
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SharedPod } from "@x/atomic-store/pod";
  *
  * await using shared = await SharedPod.open(await Deno.makeTempDir());
  * shared.set.foo = { bar: 0, baz: [] as string[] };
  * shared.set.foo.bar = 5;
  * shared.set.foo.baz.push("fizz");
- * console.assert(JSON.stringify(shared.get("foo")) === '{"bar":5,"baz":["fizz"]}');
+ * assert.ok(JSON.stringify(shared.get("foo")) === '{"bar":5,"baz":["fizz"]}');
  * // new Worker(...).postMessage(shared.handle), then in the Worker:
  * // const client = SharedPod.connect(handle);
  * ```
@@ -588,13 +589,14 @@ export class SharedPod<V = unknown> implements AsyncDisposable, Iterable<[string
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SharedPod } from "@x/atomic-store/pod";
    *
    * await using shared = await SharedPod.open<number[]>(await Deno.makeTempDir());
    * shared.set("list", [3, 1, 2]);
    * shared.set.list.sort();
    * const removed = shared.set.list.splice(0, 1);
-   * console.assert(removed[0] === 1 && shared.get("list")!.length === 2);
+   * assert.ok(removed[0] === 1 && shared.get("list")!.length === 2);
    * delete shared.set.list;
    * ```
    */
@@ -634,10 +636,11 @@ export class SharedPod<V = unknown> implements AsyncDisposable, Iterable<[string
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SharedPod } from "@x/atomic-store/pod";
    *
    * const shared = await SharedPod.open<number>(await Deno.makeTempDir(), { init: { a: 1 } });
-   * console.assert(shared.get("a") === 1);
+   * assert.ok(shared.get("a") === 1);
    * await shared.close();
    * ```
    */
@@ -663,13 +666,14 @@ export class SharedPod<V = unknown> implements AsyncDisposable, Iterable<[string
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SharedPod } from "@x/atomic-store/pod";
    *
    * await using owner = await SharedPod.open<number>(await Deno.makeTempDir());
    * // Normally in a Worker, with the handle received in a message:
    * await using client = SharedPod.connect<number>(owner.handle);
    * client.set.answer = 42;
-   * console.assert(owner.get("answer") === 42);
+   * assert.ok(owner.get("answer") === 42);
    * ```
    */
   static connect<V = unknown>(handle: SharedPodHandle): SharedPod<V> {
@@ -826,6 +830,7 @@ export class SharedPod<V = unknown> implements AsyncDisposable, Iterable<[string
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SharedPod } from "@x/atomic-store/pod";
    *
    * await using shared = await SharedPod.open<number>(await Deno.makeTempDir());
@@ -833,7 +838,7 @@ export class SharedPod<V = unknown> implements AsyncDisposable, Iterable<[string
    * await shared.withLock(() => {
    *   shared.set.count = shared.get("count")! + 1;
    * });
-   * console.assert(shared.get("count") === 1);
+   * assert.ok(shared.get("count") === 1);
    * ```
    */
   async withLock<T>(fn: () => T | Promise<T>): Promise<T> {
