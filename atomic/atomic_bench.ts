@@ -12,6 +12,7 @@
 
 import { join } from "node:path";
 import { atomicUpdateJson, atomicWrite, atomicWriteSync, lockFile } from "./mod.ts";
+import { bareDurableWrite, bareDurableWriteSync } from "../_testing/bench.ts";
 
 const dirs = new Map<string, Promise<string>>();
 const created: string[] = [];
@@ -43,34 +44,6 @@ function tempName(target: string): string {
   return `${target}.${random[0].toString(36)}${random[1].toString(36)}.tmp`;
 }
 
-/** The durable replacement done by hand: temp file, write, fsync, close, rename, fsync dir. */
-async function bareDurable(dir: string, target: string, data: Uint8Array): Promise<void> {
-  const temp = tempName(target);
-  const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o666 });
-  let offset = 0;
-  while (offset < data.byteLength) offset += await file.write(data.subarray(offset));
-  await file.sync();
-  file.close();
-  await Deno.rename(temp, target);
-  const handle = await Deno.open(dir, { read: true });
-  await handle.sync();
-  handle.close();
-}
-
-/** {@linkcode bareDurable} with synchronous calls. */
-function bareDurableSync(dir: string, target: string, data: Uint8Array): void {
-  const temp = tempName(target);
-  const file = Deno.openSync(temp, { write: true, createNew: true, mode: 0o666 });
-  let offset = 0;
-  while (offset < data.byteLength) offset += file.writeSync(data.subarray(offset));
-  file.syncSync();
-  file.close();
-  Deno.renameSync(temp, target);
-  const handle = Deno.openSync(dir, { read: true });
-  handle.syncSync();
-  handle.close();
-}
-
 /** The non-durable replacement done by hand: temp file, write, close, rename. */
 async function bareReplace(target: string, data: Uint8Array): Promise<void> {
   const temp = tempName(target);
@@ -95,16 +68,14 @@ function durableWriteGroup(group: string, size: number): void {
 
   Deno.bench("bare sequence (async)", { group, baseline: true }, async (b) => {
     const path = await target();
-    const dir = await groupDir(group);
     b.start();
-    await bareDurable(dir, path, data);
+    await bareDurableWrite(path, data);
     b.end();
   });
   Deno.bench("bare sequence (sync)", { group }, async (b) => {
     const path = await target();
-    const dir = await groupDir(group);
     b.start();
-    bareDurableSync(dir, path, data);
+    bareDurableWriteSync(path, data);
     b.end();
   });
   Deno.bench("atomicWrite", { group }, async (b) => {

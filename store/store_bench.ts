@@ -26,6 +26,7 @@ import { Low } from "lowdb";
 import { JSONFile } from "lowdb/node";
 import { open } from "./mod.ts";
 import { jsonCodec } from "../_internal/codec.ts";
+import { bareDurableWrite } from "../_testing/bench.ts";
 
 const root = await Deno.makeTempDir({ prefix: "store_bench_" });
 globalThis.addEventListener("unload", () => {
@@ -35,26 +36,6 @@ globalThis.addEventListener("unload", () => {
 });
 
 const utf8 = new TextEncoder();
-
-/** A unique temporary name beside `target`. */
-function tempName(target: string): string {
-  const random = crypto.getRandomValues(new Uint32Array(2));
-  return `${target}.${random[0].toString(36)}${random[1].toString(36)}.tmp`;
-}
-
-/** The durable replacement done by hand: temp file, write, fsync, close, rename, fsync dir. */
-async function bareDurable(target: string, data: Uint8Array): Promise<void> {
-  const temp = tempName(target);
-  const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o666 });
-  let offset = 0;
-  while (offset < data.byteLength) offset += await file.write(data.subarray(offset));
-  await file.sync();
-  file.close();
-  await Deno.rename(temp, target);
-  const dir = await Deno.open(root, { read: true });
-  await dir.sync();
-  dir.close();
-}
 
 // --- A small value -----------------------------------------------------------
 
@@ -86,7 +67,7 @@ Deno.bench({
   group: "small value",
   ...SMALL_RUNS,
   baseline: true,
-  fn: async () => await bareDurable(join(root, "small-bare.json"), smallBytes),
+  fn: async () => await bareDurableWrite(join(root, "small-bare.json"), smallBytes),
 });
 
 Deno.bench({
@@ -174,7 +155,7 @@ Deno.bench({
   name: "JSON.stringify + bare durable sequence, by hand",
   group: "10 MB value",
   fn: async () =>
-    await bareDurable(join(root, "big-bare.json"), utf8.encode(JSON.stringify(big, null, 2))),
+    await bareDurableWrite(join(root, "big-bare.json"), utf8.encode(JSON.stringify(big, null, 2))),
 });
 
 Deno.bench({

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { tempDir } from "../_testing/fs.ts";
 import {
   crashRounds,
   READY,
@@ -7,21 +8,6 @@ import {
   writeChildScript,
 } from "../_testing/child.ts";
 import { openTracker } from "./mod.ts";
-
-/** A fresh directory, removed when the test module ends. */
-const made: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "tracker-test-" });
-  made.push(dir);
-  return dir;
-}
-globalThis.addEventListener("unload", () => {
-  for (const dir of made) {
-    try {
-      Deno.removeSync(dir, { recursive: true });
-    } catch { /* already gone */ }
-  }
-});
 
 const TASKS = 10_000;
 const MAX_TRIES = 10;

@@ -1,21 +1,7 @@
 import assert from "node:assert/strict";
+import { tempDir } from "../_testing/fs.ts";
 import { injectFaults } from "../_internal/fs.ts";
 import { openTracker, type ProgressTracker } from "./mod.ts";
-
-/** A fresh directory, removed when the test module ends. */
-const made: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "tracker-test-" });
-  made.push(dir);
-  return dir;
-}
-globalThis.addEventListener("unload", () => {
-  for (const dir of made) {
-    try {
-      Deno.removeSync(dir, { recursive: true });
-    } catch { /* already gone */ }
-  }
-});
 
 const tick = (ms = 1) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { tempDir } from "../_testing/fs.ts";
 import { SharedPod } from "../pod/mod.ts";
 import {
   DuplicateKeyError,
@@ -8,21 +9,6 @@ import {
   type SharedTrackerHandle,
   UnknownKeyError,
 } from "./mod.ts";
-
-/** A fresh directory, removed when the test module ends. */
-const made: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "tracker-test-" });
-  made.push(dir);
-  return dir;
-}
-globalThis.addEventListener("unload", () => {
-  for (const dir of made) {
-    try {
-      Deno.removeSync(dir, { recursive: true });
-    } catch { /* already gone */ }
-  }
-});
 
 function startWorker(name: string): Worker {
   return new Worker(new URL(`./_testdata/${name}`, import.meta.url).href, { type: "module" });

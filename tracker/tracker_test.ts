@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { tempDir } from "../_testing/fs.ts";
 import { injectFaults } from "../_internal/fs.ts";
 import { openPod } from "../pod/mod.ts";
 import {
@@ -10,21 +11,6 @@ import {
   Tracker,
   UnknownKeyError,
 } from "./mod.ts";
-
-/** A fresh directory, removed when the test module ends. */
-const made: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "tracker-test-" });
-  made.push(dir);
-  return dir;
-}
-globalThis.addEventListener("unload", () => {
-  for (const dir of made) {
-    try {
-      Deno.removeSync(dir, { recursive: true });
-    } catch { /* already gone */ }
-  }
-});
 
 /** The counts, recounted from the entries. */
 function recount(tracker: ProgressTracker<object>) {
@@ -632,7 +618,7 @@ Deno.test("failing syncs (injected faults) keep the tracker consistent, in memor
       for (let i = round; i < 100; i += 3) tracker.incrementTries(`t${i}`);
       const expected = { ...counts(tracker) };
       await injectFaults(
-        [{ op, path: /shard-|pod-test|tracker-test/, nth: 3, times: 2 }],
+        [{ op, path: dir, nth: 3, times: 2 }],
         async (log) => {
           await assert.rejects(tracker.sync());
           assert.ok(log.fired > 0, op);
