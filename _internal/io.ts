@@ -84,6 +84,8 @@ export const realPath = (path: string): Io<string> => quick("realPath", [path]);
 export const readLink = (path: string): Io<string> => quick("readLink", [path]);
 export const rename = (from: string, to: string): Io<void> => call("rename", [from, to]);
 export const remove = (path: string): Io<void> => call("remove", [path]);
+/** `remove` made synchronously, for a file known to be small (see {@linkcode Call.quick}). */
+export const removeSmall = (path: string): Io<void> => quick("remove", [path]);
 export const link = (existing: string, newPath: string): Io<void> =>
   quick("link", [existing, newPath]);
 export const chmod = (path: string, mode: number): Io<void> => quick("chmod", [path, mode]);

@@ -181,12 +181,17 @@ export function* commitTemp(temp: TempFile, options: AtomicWriteOptions): Io<voi
     }
     throw fail(target.path, "dirFsync", error);
   }
-  if (backup) yield* removeQuietly(backup);
+  // Removing the backup frees the previous version's blocks, work the bare
+  // rename would have done; for a small file it is quicker done directly
+  // than through a round trip to an I/O thread.
+  if (backup) yield* removeQuietly(backup, (target.existing?.size ?? 0) <= SMALL_FILE);
 }
 
-function* removeQuietly(path: string): Io<void> {
+const SMALL_FILE = 1 << 20;
+
+function* removeQuietly(path: string, small = false): Io<void> {
   try {
-    yield* io.remove(path);
+    yield* small ? io.removeSmall(path) : io.remove(path);
   } catch { /* a leftover link only costs the old version's disk space */ }
 }
 
