@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ask, startWorker } from "../_testing/worker.ts";
 import { listDir } from "../_testing/fs.ts";
 import { atomicUpdateJson, AtomicWriteError, CorruptFileError } from "./mod.ts";
 import { runConcurrently } from "../_testing/child.ts";
@@ -109,19 +110,12 @@ for (let i = 0; i < 50; i++) {
 
 Deno.test("4 Workers x 50 increments give exactly 200", async () => {
   const path = `${await Deno.makeTempDir()}/counter.json`;
-  const url = new URL("./_testdata/counter_worker.ts", import.meta.url).href;
-  const workers = Array.from({ length: 4 }, () => new Worker(url, { type: "module" }));
+  const workers = Array.from(
+    { length: 4 },
+    () => startWorker("./_testdata/counter_worker.ts", import.meta.url),
+  );
   try {
-    await Promise.all(workers.map((worker) =>
-      new Promise<void>((resolve, reject) => {
-        worker.onmessage = () => resolve();
-        worker.onerror = (event) => {
-          event.preventDefault();
-          reject(new Error(event.message));
-        };
-        worker.postMessage(path);
-      })
-    ));
+    await Promise.all(workers.map((worker) => ask(worker, path)));
   } finally {
     for (const worker of workers) worker.terminate();
   }

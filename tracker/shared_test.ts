@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ask, startWorker as startTestWorker } from "../_testing/worker.ts";
 import { tempDir } from "../_testing/fs.ts";
 import { SharedPod } from "../pod/mod.ts";
 import {
@@ -11,19 +12,7 @@ import {
 } from "./mod.ts";
 
 function startWorker(name: string): Worker {
-  return new Worker(new URL(`./_testdata/${name}`, import.meta.url).href, { type: "module" });
-}
-
-/** Posts `message` and waits for the Worker's next reply. */
-function ask<T>(worker: Worker, message: unknown): Promise<T> {
-  return new Promise((resolve, reject) => {
-    worker.onmessage = (event) => resolve(event.data);
-    worker.onerror = (event) => {
-      event.preventDefault();
-      reject(new Error(event.message));
-    };
-    worker.postMessage(message);
-  });
+  return startTestWorker(`./_testdata/${name}`, import.meta.url);
 }
 
 /** Asserts that no task was handed out twice for the same try. */
