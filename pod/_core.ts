@@ -17,15 +17,18 @@ import {
   decodeShard,
   decompressShard,
   encodeShard,
+  isCompleteHeader,
   joinJsonShard,
-  JSON_HEADER_LINE,
+  jsonHeaderLine,
   jsonRecordLine,
   type PodFormat,
+  readShardHeader,
   SHARD_FILE,
   SHARD_LEFTOVER,
   shardFileName,
   type ShardFormat,
   shardFormat,
+  type ShardHeader,
   type ShardRecord,
 } from "./_shard.ts";
 import { PodLockedError } from "./errors.ts";
@@ -41,16 +44,53 @@ export interface CoreOptions {
   syncAt: number;
   fileSize: number;
   readOnly: boolean;
+  /** Read shard records when first needed rather than at open (writable cores only). */
+  lazy: boolean;
   lockTimeout: number;
   handleSignals: boolean;
   onError: (error: unknown) => void;
+}
+
+/**
+ * The keys of a shard, in sequence order: a plain list while keys are only
+ * appended (as when read from the file, or filled by new keys), a `Set`
+ * from the first removal on. Callers never add a key that is there.
+ */
+class ShardKeys implements Iterable<string> {
+  #list: string[] | undefined;
+  #set: Set<string> | undefined;
+
+  constructor(list: string[] = []) {
+    this.#list = list;
+  }
+
+  get size(): number {
+    return this.#set === undefined ? this.#list!.length : this.#set.size;
+  }
+
+  add(key: string): void {
+    if (this.#set === undefined) this.#list!.push(key);
+    else this.#set.add(key);
+  }
+
+  delete(key: string): boolean {
+    if (this.#set === undefined) {
+      this.#set = new Set(this.#list);
+      this.#list = undefined;
+    }
+    return this.#set.delete(key);
+  }
+
+  [Symbol.iterator](): Iterator<string> {
+    return this.#set === undefined ? this.#list![Symbol.iterator]() : this.#set.values();
+  }
 }
 
 /** One shard file and the keys that live in it. */
 class Shard {
   readonly index: number;
   /** Keys stored in this shard, in sequence order. */
-  readonly keys: Set<string> = new Set();
+  keys: ShardKeys = new ShardKeys();
   /** Deleted keys whose record may still be in this shard's file. */
   readonly ghosts: Set<string> = new Set();
   /** Keys set, deleted or marked since this shard was last written. */
@@ -59,6 +99,8 @@ class Shard {
   lent: Set<string> = new Set();
   /** Whether the file exists, as far as this process knows. */
   onDisk = false;
+  /** The header of a shard whose records have not been read yet. */
+  header: ShardHeader | undefined;
 
   constructor(index: number) {
     this.index = index;
@@ -81,15 +123,67 @@ export interface Entry {
   checked: boolean;
 }
 
+/**
+ * Summarizes the values of each shard into its header, so that a summary
+ * of the whole pod (a tracker's counts) is known before the records are
+ * read.
+ */
+export interface ShardSummarizer {
+  /** The name of the summary in shard headers. */
+  readonly name: string;
+  /** The summary of the values of one shard: a small JSON value. */
+  summarize(values: readonly unknown[]): unknown;
+  /**
+   * Called when shards are read after open, with their entries (keys and
+   * entries, in order), the summaries their headers gave (`undefined`
+   * where none), and the values of entries read before that lost to a
+   * record of the same key in these shards.
+   */
+  loaded(
+    keys: readonly string[],
+    entries: readonly Entry[],
+    summaries: readonly unknown[],
+    superseded: readonly unknown[],
+  ): void;
+}
+
 interface LoadedShard {
   readonly index: number;
-  readonly records: ShardRecord[];
+  readonly file: string;
+  readonly header: ShardHeader;
+  /** The records, or `undefined` when only the header was read. */
+  records: ShardRecord[] | undefined;
+  sorted: boolean;
+}
+
+/** Shards whose sequence numbers overlap, read together; groups follow each other in order. */
+interface Group {
+  readonly shards: LoadedShard[];
+  readonly low: number;
+  high: number;
 }
 
 interface Loaded {
   readonly format: ShardFormat;
   readonly shards: LoadedShard[];
   readonly leftovers: string[];
+}
+
+/** Reads the records of a shard whose header alone was read. */
+function readRecords(item: LoadedShard, format: ShardFormat): void {
+  if (item.records !== undefined) return;
+  const decoded = decodeShard(item.file, format, fs.readFileSync(item.file));
+  const { n, seq } = item.header;
+  if (
+    decoded.header.n !== n || decoded.header.seq?.[0] !== seq?.[0] ||
+    decoded.header.seq?.[1] !== seq?.[1]
+  ) {
+    throw new CorruptFileError(item.file, format.format, {
+      detail: "it changed since the pod was opened; another program writes to the pod",
+    });
+  }
+  item.records = decoded.records;
+  item.sorted = decoded.sorted;
 }
 
 interface Taken {
@@ -126,11 +220,16 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** Reads and checks every shard file of the pod in `dir`. */
+/**
+ * Reads and checks the shard files of the pod in `dir`: every record, or
+ * with `lazy`, the header of each file and the records of files without a
+ * complete header.
+ */
 async function readPodDir(
   dir: string,
   path: string,
   requested: { format?: PodFormat; gzip?: boolean },
+  lazy: boolean,
 ): Promise<Loaded> {
   const names = await fs.readDir(dir);
   const files: { index: number; name: string; format: PodFormat; gzip: boolean }[] = [];
@@ -176,10 +275,19 @@ async function readPodDir(
   }
   files.sort((a, b) => a.index - b.index);
   const shards: LoadedShard[] = new Array(files.length);
+  if (lazy) {
+    // Small reads: synchronous calls cost less than a trip to the I/O threads.
+    for (let i = 0; i < files.length; i++) {
+      const file = join(dir, files[i].name);
+      const header = readShardHeader(file, format);
+      shards[i] = { index: files[i].index, file, header, records: undefined, sorted: true };
+    }
+  }
   await pool(files.map((file, position) => ({ file, position })), CONCURRENCY, async (item) => {
-    const filePath = join(dir, item.file.name);
-    const records = decodeShard(filePath, format, await fs.readFile(filePath));
-    shards[item.position] = { index: item.file.index, records };
+    if (shards[item.position] && isCompleteHeader(shards[item.position].header)) return;
+    const file = join(dir, item.file.name);
+    const decoded = decodeShard(file, format, await fs.readFile(file));
+    shards[item.position] = { index: item.file.index, file, ...decoded };
   });
   return { format, shards, leftovers };
 }
@@ -196,11 +304,24 @@ export class PodCore implements ExitParticipant {
   readonly readOnly: boolean;
   readonly options: CoreOptions;
   format!: ShardFormat;
-  entries: Map<string, Entry> = new Map();
   /** Open handles; the core is released when the last one closes. */
   handles = 0;
   closed = false;
   held = false;
+  /** Counts replacements of the whole state (open, revert), for iterations to notice. */
+  generation = 0;
+  /** Puts a summary of each shard's values in its header (a tracker's counts). */
+  summarizer: ShardSummarizer | undefined;
+
+  /** The entries of the shards read so far, in sequence order. */
+  #entries: Map<string, Entry> = new Map();
+  /** Groups of shards in sequence order; those from `#nextGroup` on are not read yet. */
+  #groups: Group[] = [];
+  #nextGroup = 0;
+  /** The number of keys in shards not read yet. */
+  #unreadSize = 0;
+  /** The highest sequence number read: that of the last entry, while shards remain to read. */
+  #readSeq = -1;
 
   #lock: FileLock | undefined;
   #shards = new Map<number, Shard>();
@@ -241,8 +362,9 @@ export class PodCore implements ExitParticipant {
         core.handles++;
         return core;
       }
+      // Without the lock, files may change after open: read them all now.
       const snapshot = new PodCore(dir, path, options);
-      snapshot.#install(await readPodDir(dir, path, options));
+      snapshot.#install(await readPodDir(dir, path, options, false));
       snapshot.handles++;
       return snapshot;
     }
@@ -269,7 +391,7 @@ export class PodCore implements ExitParticipant {
       throw error;
     }
     try {
-      const loaded = await readPodDir(dir, path, options);
+      const loaded = await readPodDir(dir, path, options, options.lazy);
       for (const name of loaded.leftovers) {
         // Temporary files of writes that a crash interrupted; the lock
         // says no writer is running.
@@ -300,45 +422,232 @@ export class PodCore implements ExitParticipant {
     }
   }
 
-  /** Replaces the whole in-memory state with what was read from disk. */
+  /**
+   * Replaces the whole in-memory state with what was read from disk. Shards
+   * read only as far as their headers are grouped by sequence number and
+   * read later, in order, so that the entries stay in sequence order.
+   */
   #install(loaded: Loaded): void {
     this.format = loaded.format;
-    this.entries = new Map();
+    this.generation++;
+    this.#entries = new Map();
     this.#shards = new Map();
     this.#ghostOf = new Map();
     this.#pending = new Set();
     this.#dirtyCount = 0;
     this.#tail = undefined;
     this.#autoThreshold = this.options.syncAt;
-    const all: [ShardRecord, Shard][] = [];
-    let sorted = true;
+    this.#groups = [];
+    this.#nextGroup = 0;
+    this.#unreadSize = 0;
+    this.#readSeq = -1;
+    const ranged: { item: LoadedShard; low: number; high: number }[] = [];
     let maxSeq = -1;
-    for (const file of loaded.shards) {
-      const shard = new Shard(file.index);
+    for (const item of loaded.shards) {
+      const shard = new Shard(item.index);
       shard.onDisk = true;
-      this.#shards.set(file.index, shard);
+      this.#shards.set(item.index, shard);
       this.#tail = shard;
-      for (const record of file.records) {
-        if (record[1] <= maxSeq) sorted = false;
-        else maxSeq = record[1];
-        all.push([record, shard]);
+      let low: number, high: number;
+      if (item.records === undefined) {
+        if (!isCompleteHeader(item.header)) throw new Error("unreachable: incomplete header");
+        [low, high] = item.header.seq;
+        shard.header = item.header;
+        this.#unreadSize += item.header.n;
+      } else {
+        if (item.records.length === 0) continue;
+        low = Infinity;
+        high = -1;
+        for (const record of item.records) {
+          if (record[1] < low) low = record[1];
+          if (record[1] > high) high = record[1];
+        }
       }
-    }
-    if (!sorted) all.sort((a, b) => a[0][1] - b[0][1]);
-    for (const [[key, seq, value], shard] of all) {
-      const existing = this.entries.get(key);
-      if (existing) {
-        // A key in two files happens only when files were copied or edited
-        // by hand. The later sequence number wins; the other file is
-        // rewritten without the key at the next sync.
-        this.entries.delete(key);
-        existing.shard.keys.delete(key);
-        if (!this.readOnly) this.#markChanged(existing.shard, key);
-      }
-      this.entries.set(key, { value, seq, shard, checked: this.format.format === "json" });
-      shard.keys.add(key);
+      if (high > maxSeq) maxSeq = high;
+      ranged.push({ item, low, high });
     }
     this.#nextSeq = maxSeq + 1;
+    ranged.sort((a, b) => a.low - b.low);
+    let last = -1;
+    for (const { item, low, high } of ranged) {
+      const group = this.#groups.at(-1);
+      if (group && low <= group.high) {
+        group.shards.push(item);
+        if (high > group.high) group.high = high;
+      } else {
+        this.#groups.push({ shards: [item], low, high });
+      }
+      if (item.records !== undefined) last = this.#groups.length - 1;
+    }
+    // Records already read are installed now, with every group before them.
+    while (this.#nextGroup <= last || (this.#nextGroup === 0 && this.#groups.length > 0)) {
+      this.#readGroup(false);
+    }
+  }
+
+  /**
+   * Reads and installs the next group of shards. `later` says that the
+   * group is read after open, when the summarizer has counted its headers.
+   * A key twice in one file is a `CorruptFileError`, and the group stays
+   * unread.
+   */
+  #readGroup(later: boolean): void {
+    const group = this.#groups[this.#nextGroup];
+    for (const item of group.shards) readRecords(item, this.format);
+    const shards = group.shards.map((item) => this.#shards.get(item.index)!);
+    let records: readonly ShardRecord[];
+    let shardOf: (i: number) => Shard;
+    if (group.shards.length === 1 && group.shards[0].sorted) {
+      records = group.shards[0].records!;
+      shardOf = () => shards[0];
+    } else {
+      const ordered: [ShardRecord, Shard][] = [];
+      group.shards.forEach((item, i) => {
+        for (const record of item.records!) ordered.push([record, shards[i]]);
+      });
+      ordered.sort((a, b) => a[0][1] - b[0][1]);
+      records = ordered.map((pair) => pair[0]);
+      shardOf = (i) => ordered[i][1];
+    }
+    const entries = this.#entries;
+    const checked = this.format.format === "json";
+    const lists = new Map(shards.map((shard) => [shard, [] as string[]]));
+    const keys: string[] = new Array(records.length);
+    const added: Entry[] = new Array(records.length);
+    /** Keys that were in an earlier shard too, with the entry they had. */
+    const moved: [string, Entry][] = [];
+    let i = 0;
+    try {
+      for (; i < records.length; i++) {
+        const [key, seq, value] = records[i];
+        const shard = shardOf(i);
+        const existing = entries.get(key);
+        if (existing !== undefined) {
+          if (existing.shard === shard) {
+            throw new CorruptFileError(this.#fileOf(shard), this.format.format, {
+              detail: `key ${JSON.stringify(key)} appears twice in it`,
+            });
+          }
+          // A key in two files happens only when files were copied or
+          // edited by hand. The later sequence number wins; the other file
+          // is rewritten without the key at the next sync.
+          moved.push([key, existing]);
+          entries.delete(key);
+        }
+        const entry: Entry = { value, seq, shard, checked };
+        entries.set(key, entry);
+        keys[i] = key;
+        added[i] = entry;
+        lists.get(shard)!.push(key);
+      }
+    } catch (error) {
+      for (let j = 0; j < i; j++) entries.delete(keys[j]);
+      for (const [key, entry] of moved) {
+        if (!lists.has(entry.shard) && !entries.has(key)) entries.set(key, entry);
+      }
+      throw error;
+    }
+    let live = keys;
+    let liveEntries = added;
+    const superseded: unknown[] = [];
+    if (moved.length > 0) {
+      live = keys.filter((key, j) => entries.get(key) === added[j]);
+      liveEntries = live.map((key) => entries.get(key)!);
+    }
+    for (const [key, existing] of moved) {
+      if (lists.has(existing.shard)) {
+        // Both in this group: drop the earlier record from its list.
+        const list = lists.get(existing.shard)!;
+        list.splice(list.indexOf(key), 1);
+      } else {
+        existing.shard.keys.delete(key);
+        superseded.push(existing.value);
+      }
+      if (!this.readOnly) this.#markChanged(existing.shard, key);
+    }
+    const summaries: unknown[] = [];
+    group.shards.forEach((item, i) => {
+      const shard = shards[i];
+      shard.keys = new ShardKeys(lists.get(shard));
+      if (shard.header !== undefined) {
+        this.#unreadSize -= shard.header.n!;
+        summaries.push(this.summarizer && shard.header.summary?.[this.summarizer.name]);
+        shard.header = undefined;
+      }
+      item.records = undefined; // the entries hold what is needed now
+    });
+    this.#readSeq = group.high;
+    this.#nextGroup++;
+    if (later && this.summarizer) {
+      this.summarizer.loaded(live, liveEntries, summaries, superseded);
+    }
+  }
+
+  /** Whether some shards have not been read yet. */
+  get partial(): boolean {
+    return this.#nextGroup < this.#groups.length;
+  }
+
+  /** Reads every shard not read yet. */
+  readAll(): void {
+    while (this.#nextGroup < this.#groups.length) this.#readGroup(true);
+  }
+
+  /**
+   * The summaries that the headers of the shards not read yet hold under
+   * `name`, or `undefined` if one of them has none.
+   */
+  unreadSummaries(name: string): unknown[] | undefined {
+    const summaries: unknown[] = [];
+    for (let i = this.#nextGroup; i < this.#groups.length; i++) {
+      for (const item of this.#groups[i].shards) {
+        const summary = item.header.summary?.[name];
+        if (summary === undefined) return undefined;
+        summaries.push(summary);
+      }
+    }
+    return summaries;
+  }
+
+  /** The number of keys. */
+  get size(): number {
+    return this.#entries.size + this.#unreadSize;
+  }
+
+  /** The entry of `key`, reading the shards not read yet if it is not among those read. */
+  find(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry !== undefined || this.#nextGroup === this.#groups.length) return entry;
+    this.readAll();
+    return this.#entries.get(key);
+  }
+
+  /**
+   * The entries in order, reading each group of shards as the walk comes
+   * to it. A walk begun before a revert goes on over the old entries.
+   */
+  *walk(): Generator<[string, Entry], void, undefined> {
+    const entries = this.#entries;
+    for (const pair of entries) {
+      if (
+        pair[1].seq === this.#readSeq && this.#nextGroup < this.#groups.length &&
+        entries === this.#entries
+      ) {
+        this.#readGroup(true);
+      }
+      yield pair;
+    }
+  }
+
+  /** The entries of the shards read so far, in order; reads nothing. */
+  entriesRead(): IterableIterator<[string, Entry]> {
+    return this.#entries.entries();
+  }
+
+  /** Every entry, in order, with every shard read. */
+  all(): Map<string, Entry> {
+    this.readAll();
+    return this.#entries;
   }
 
   // -------------------------------------------------------------------------
@@ -386,7 +695,7 @@ export class PodCore implements ExitParticipant {
 
   /** Stores a checked value. */
   set(key: string, value: unknown): void {
-    const entry = this.entries.get(key);
+    const entry = this.find(key);
     if (entry) {
       entry.value = value;
       entry.checked = true;
@@ -401,7 +710,7 @@ export class PodCore implements ExitParticipant {
       } else {
         shard = this.#newTail();
       }
-      this.entries.set(key, { value, seq: this.#nextSeq++, shard, checked: true });
+      this.#entries.set(key, { value, seq: this.#nextSeq++, shard, checked: true });
       shard.keys.add(key);
       this.#markChanged(shard, key);
     }
@@ -409,7 +718,7 @@ export class PodCore implements ExitParticipant {
   }
 
   delete(key: string): boolean {
-    const entry = this.entries.get(key);
+    const entry = this.find(key);
     if (!entry) return false;
     this.#remove(key, entry);
     this.#maybeAutoSync();
@@ -417,7 +726,9 @@ export class PodCore implements ExitParticipant {
   }
 
   #remove(key: string, entry: Entry): void {
-    this.entries.delete(key);
+    // The last entry read marks where a walk reads on: read on first.
+    if (entry.seq === this.#readSeq && this.partial) this.#readGroup(true);
+    this.#entries.delete(key);
     const shard = entry.shard;
     shard.keys.delete(key);
     shard.ghosts.add(key);
@@ -426,13 +737,13 @@ export class PodCore implements ExitParticipant {
   }
 
   clear(): void {
-    for (const [key, entry] of this.entries) this.#remove(key, entry);
+    for (const [key, entry] of this.all()) this.#remove(key, entry);
     this.#maybeAutoSync();
   }
 
   /** Marks `key` to be written at the next sync; returns false for an unknown key. */
   markDirty(key: string): boolean {
-    const entry = this.entries.get(key);
+    const entry = this.find(key);
     if (entry) entry.checked = false;
     const shard = entry?.shard ?? this.#ghostOf.get(key);
     if (!shard) return false;
@@ -498,7 +809,7 @@ export class PodCore implements ExitParticipant {
   syncKey(key: string): Promise<void> {
     if (this.readOnly) return Promise.resolve();
     return this.#enqueue(() => {
-      const shard = this.entries.get(key)?.shard ?? this.#ghostOf.get(key);
+      const shard = this.#entries.get(key)?.shard ?? this.#ghostOf.get(key);
       return shard && this.#pending.has(shard) ? this.#writeShards([shard]) : Promise.resolve();
     });
   }
@@ -506,7 +817,9 @@ export class PodCore implements ExitParticipant {
   /** Drops unsynced changes and reloads from disk. */
   revert(): Promise<void> {
     return this.#enqueue(async () => {
-      this.#install(await readPodDir(this.dir, this.path, this.format));
+      this.#install(
+        await readPodDir(this.dir, this.path, this.format, this.options.lazy && !this.readOnly),
+      );
     });
   }
 
@@ -537,21 +850,40 @@ export class PodCore implements ExitParticipant {
 
   /** Encodes the contents of `shard`, checking only values not known to be storable. */
   #encode(shard: Shard): Uint8Array {
-    if (this.format.format !== "json") {
-      const records: ShardRecord[] = [];
-      for (const key of shard.keys) {
-        const entry = this.entries.get(key)!;
-        records.push([key, entry.seq, entry.value]);
-      }
-      return encodeShard(this.format, records);
-    }
-    const lines = [JSON_HEADER_LINE];
+    const entries = this.#entries;
+    const keys: string[] = new Array(shard.keys.size);
+    const held: Entry[] = new Array(keys.length);
+    let i = 0;
+    let low = Infinity;
+    let high = -1;
     for (const key of shard.keys) {
-      const entry = this.entries.get(key)!;
-      lines.push(jsonRecordLine(key, entry.seq, entry.value, entry.checked));
+      const entry = entries.get(key)!;
+      keys[i] = key;
+      held[i++] = entry;
+      if (entry.seq < low) low = entry.seq;
+      if (entry.seq > high) high = entry.seq;
+    }
+    const header: { n: number; seq: [number, number]; summary?: Record<string, unknown> } = {
+      n: keys.length,
+      seq: [low, high],
+    };
+    const summarizer = this.summarizer;
+    if (summarizer) {
+      const summary = summarizer.summarize(held.map((entry) => entry.value));
+      header.summary = { [summarizer.name]: summary };
+    }
+    if (this.format.format !== "json") {
+      const records = keys.map((key, i): ShardRecord => [key, held[i].seq, held[i].value]);
+      return encodeShard(this.format, header, records);
+    }
+    const lines: string[] = new Array(keys.length + 1);
+    lines[0] = jsonHeaderLine(header);
+    for (let i = 0; i < keys.length; i++) {
+      const entry = held[i];
+      lines[i + 1] = jsonRecordLine(keys[i], entry.seq, entry.value, entry.checked);
     }
     // Only now that every value of the shard encoded: they are all storable.
-    for (const key of shard.keys) this.entries.get(key)!.checked = true;
+    for (const entry of held) entry.checked = true;
     return joinJsonShard(lines);
   }
 

@@ -5,10 +5,17 @@
  * JSON shards put one record per line, so they read well and diff well:
  *
  * ```text
- * [{"pod":1},
+ * [{"pod":1,"n":2,"seq":[0,1]},
  * ["alpha",0,{"n":1}],
  * ["beta",1,[1,2,3]]]
  * ```
+ *
+ * The header says how many records follow (`n`), the lowest and highest
+ * sequence numbers among them (`seq`) and, optionally, summaries of the
+ * values (`summary`, by name; a tracker keeps its counts there). It comes
+ * first and is small, so a pod can open by reading the first few kilobytes
+ * of each file ({@linkcode readShardHeader}) and the records later. Files
+ * without `n` and `seq` (written before they existed) are read whole.
  *
  * MessagePack shards hold the same array as one MessagePack value. With
  * `gzip`, the file is that content compressed, and its name ends in `.gz`.
@@ -16,7 +23,8 @@
  * @module
  */
 
-import { gunzipSync, gzipSync } from "node:zlib";
+import { constants as zlib, gunzipSync, gzipSync } from "node:zlib";
+import { decodeMulti } from "@msgpack/msgpack";
 import {
   type Codec,
   isPlainData as isPlain,
@@ -25,6 +33,7 @@ import {
   toBytes,
 } from "../_internal/codec.ts";
 import { CorruptFileError } from "../_internal/errors.ts";
+import { fs } from "../_internal/fs.ts";
 
 /** The formats a pod can store its shards in. */
 export type PodFormat = "json" | "msgpack";
@@ -47,6 +56,24 @@ export interface ShardFormat {
 
 /** One key as stored: the key, its sequence number (its place in the order) and its value. */
 export type ShardRecord = readonly [key: string, seq: number, value: unknown];
+
+/** What a shard file says about itself before its records. */
+export interface ShardHeader {
+  /** The number of records; absent in files written before it existed. */
+  readonly n?: number;
+  /** The lowest and highest sequence numbers of the records; absent likewise. */
+  readonly seq?: readonly [number, number];
+  /** Summaries of the values, by the name of what made them. */
+  readonly summary?: Readonly<Record<string, unknown>>;
+}
+
+/** A decoded shard file. */
+export interface DecodedShard {
+  readonly header: ShardHeader;
+  readonly records: ShardRecord[];
+  /** Whether the records are in sequence order, as this module writes them. */
+  readonly sorted: boolean;
+}
 
 const compactJson = jsonCodec<unknown>({ indent: 0 });
 const msgpack = msgpackCodec<unknown>();
@@ -81,8 +108,16 @@ export function checkValue(format: ShardFormat, key: string, value: unknown): vo
   }
 }
 
+function headerObject(header: ShardHeader): Record<string, unknown> {
+  const object: Record<string, unknown> = { pod: SHARD_VERSION, n: header.n, seq: header.seq };
+  if (header.summary !== undefined) object.summary = header.summary;
+  return object;
+}
+
 /** The first line of a JSON shard. */
-export const JSON_HEADER_LINE = `[{"pod":${SHARD_VERSION}}`;
+export function jsonHeaderLine(header: ShardHeader): string {
+  return `[${JSON.stringify(headerObject(header))}`;
+}
 
 /**
  * One record of a JSON shard, as its line. `checked` says that the value is
@@ -105,14 +140,18 @@ export function joinJsonShard(lines: readonly string[]): Uint8Array {
  * Encodes the records of one shard (uncompressed). A value that cannot be
  * stored is a `TypeError` naming its key.
  */
-export function encodeShard(format: ShardFormat, records: readonly ShardRecord[]): Uint8Array {
+export function encodeShard(
+  format: ShardFormat,
+  header: ShardHeader,
+  records: readonly ShardRecord[],
+): Uint8Array {
   if (format.format === "json") {
-    const lines = [JSON_HEADER_LINE];
+    const lines = [jsonHeaderLine(header)];
     for (const [key, seq, value] of records) lines.push(jsonRecordLine(key, seq, value, false));
     return joinJsonShard(lines);
   }
   try {
-    return toBytes(format.codec.encode([{ pod: SHARD_VERSION }, ...records]));
+    return toBytes(format.codec.encode([headerObject(header), ...records]));
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
     for (const record of records) checkValue(format, record[0], record[2]);
@@ -133,11 +172,48 @@ export function decompressShard(data: Uint8Array): Uint8Array {
   return new Uint8Array(unzipped.buffer, unzipped.byteOffset, unzipped.byteLength);
 }
 
+/** Checks a decoded header; a {@linkcode CorruptFileError} naming `path` if it is wrong. */
+function checkHeader(path: string, format: ShardFormat, header: unknown): ShardHeader {
+  const corrupt = (detail: string) => new CorruptFileError(path, format.format, { detail });
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw corrupt("not a pod shard (no header)");
+  }
+  const { pod, n, seq, summary } = header as Record<string, unknown>;
+  if (typeof pod !== "number") throw corrupt("not a pod shard (no header)");
+  if (pod !== SHARD_VERSION) {
+    throw corrupt(`written in pod layout ${pod}; this version reads ${SHARD_VERSION}`);
+  }
+  if (n !== undefined && !(Number.isSafeInteger(n) && (n as number) >= 0)) {
+    throw corrupt(`its header has n = ${JSON.stringify(n)}, not a record count`);
+  }
+  if (
+    seq !== undefined &&
+    !(Array.isArray(seq) && seq.length === 2 && Number.isSafeInteger(seq[0]) &&
+      Number.isSafeInteger(seq[1]) && 0 <= seq[0] && seq[0] <= seq[1])
+  ) {
+    throw corrupt(`its header has seq = ${JSON.stringify(seq)}, not [lowest, highest]`);
+  }
+  if (
+    summary !== undefined &&
+    (summary === null || typeof summary !== "object" || Array.isArray(summary))
+  ) {
+    throw corrupt("its header has a summary that is not an object");
+  }
+  return header as ShardHeader;
+}
+
+/** Whether a header can stand in for its file until the records are needed. */
+export function isCompleteHeader(
+  header: ShardHeader,
+): header is ShardHeader & { n: number; seq: readonly [number, number] } {
+  return header.n !== undefined && header.n > 0 && header.seq !== undefined;
+}
+
 /**
  * Decodes a shard file's bytes, checking its structure. Anything wrong is a
  * {@linkcode CorruptFileError} naming `path`.
  */
-export function decodeShard(path: string, format: ShardFormat, bytes: Uint8Array): ShardRecord[] {
+export function decodeShard(path: string, format: ShardFormat, bytes: Uint8Array): DecodedShard {
   let raw = bytes;
   if (format.gzip) {
     try {
@@ -156,26 +232,102 @@ export function decodeShard(path: string, format: ShardFormat, bytes: Uint8Array
   if (!Array.isArray(value) || value.length === 0) {
     throw corrupt("not a pod shard (expected an array starting with a header)");
   }
-  const header = value[0] as { pod?: unknown } | null;
-  if (header === null || typeof header !== "object" || typeof header.pod !== "number") {
-    throw corrupt("not a pod shard (no header)");
-  }
-  if (header.pod !== SHARD_VERSION) {
-    throw corrupt(`written in pod layout ${header.pod}; this version reads ${SHARD_VERSION}`);
-  }
-  const records: ShardRecord[] = [];
-  const seen = new Set<string>();
-  for (let i = 1; i < value.length; i++) {
-    const record = value[i];
+  const header = checkHeader(path, format, value[0]);
+  const records = value as unknown as ShardRecord[];
+  records.shift();
+  let sorted = true;
+  let low = Infinity;
+  let high = -1;
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i];
+    const seq = record[1];
     if (
       !Array.isArray(record) || record.length !== 3 || typeof record[0] !== "string" ||
-      !Number.isSafeInteger(record[1]) || record[1] < 0
+      !Number.isSafeInteger(seq) || seq < 0
     ) {
-      throw corrupt(`record ${i} is not [key, sequence number, value]`);
+      throw corrupt(`record ${i + 1} is not [key, sequence number, value]`);
     }
-    if (seen.has(record[0])) throw corrupt(`key ${describeKey(record[0])} appears twice`);
-    seen.add(record[0]);
-    records.push(record as unknown as ShardRecord);
+    if (seq <= high) sorted = false;
+    else high = seq;
+    if (seq < low) low = seq;
   }
-  return records;
+  // Keys that appear twice are found when the records are installed.
+  if (header.n !== undefined && header.n !== records.length) {
+    throw corrupt(`its header announces ${header.n} records, but it holds ${records.length}`);
+  }
+  if (
+    header.seq !== undefined && records.length > 0 &&
+    (header.seq[0] !== low || header.seq[1] !== high)
+  ) {
+    throw corrupt(
+      `its header gives sequence numbers ${header.seq[0]} to ${
+        header.seq[1]
+      }, but its records have ${low} to ${high}`,
+    );
+  }
+  return { header, records, sorted };
+}
+
+/** How much of a shard file {@linkcode readShardHeader} reads first. */
+const HEADER_PREFIX = 4096;
+
+/** The header at the start of `bytes` (uncompressed), or `undefined` if it does not fit. */
+function headerFromPrefix(format: ShardFormat, bytes: Uint8Array): unknown {
+  if (format.format === "json") {
+    const text = new TextDecoder().decode(bytes);
+    const end = text.indexOf("\n");
+    if (end < 0) return undefined;
+    // `[{"pod":1,…},` or, for a shard without records, `[{"pod":1,…}]`.
+    return JSON.parse(text.slice(1, end - 1));
+  }
+  const kind = bytes[0];
+  const skip = kind >= 0x90 && kind <= 0x9f ? 1 : kind === 0xdc ? 3 : kind === 0xdd ? 5 : -1;
+  if (skip < 0) throw new TypeError("not a MessagePack array");
+  try {
+    for (const value of decodeMulti(bytes.subarray(skip))) return value;
+  } catch (error) {
+    if (error instanceof RangeError) return undefined; // cut short
+    throw error;
+  }
+  return undefined;
+}
+
+/**
+ * Reads the header of the shard file at `path` from its first few
+ * kilobytes (the whole file if the header is longer). A damaged header is
+ * a {@linkcode CorruptFileError} naming `path`; the records are not read.
+ */
+export function readShardHeader(path: string, format: ShardFormat): ShardHeader {
+  const file = fs.openSync(path, { read: true });
+  let prefix: Uint8Array;
+  let whole = false;
+  try {
+    const buffer = new Uint8Array(HEADER_PREFIX);
+    let filled = 0;
+    for (;;) {
+      const read = file.readSync(buffer.subarray(filled));
+      if (read === null || read === 0) {
+        whole = true;
+        break;
+      }
+      filled += read;
+      if (filled === buffer.length) break;
+    }
+    prefix = buffer.subarray(0, filled);
+  } finally {
+    file.closeSync();
+  }
+  let header: unknown;
+  try {
+    const raw = format.gzip
+      ? new Uint8Array(gunzipSync(prefix, { finishFlush: zlib.Z_SYNC_FLUSH }))
+      : prefix;
+    header = headerFromPrefix(format, raw);
+  } catch {
+    header = undefined; // unusual or damaged: decoding the whole file says which
+  }
+  if (header === undefined) {
+    return decodeShard(path, format, whole ? prefix : fs.readFileSync(path)).header;
+  }
+  return checkHeader(path, format, header);
 }

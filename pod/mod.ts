@@ -44,7 +44,7 @@
  * records `[key, seq, value]`; in JSON, one record per line:
  *
  * ```text
- * [{"pod":1},
+ * [{"pod":1,"n":2,"seq":[0,1]},
  * ["https://example.com/",0,{"tries":1,"done":false}],
  * ["https://example.com/about",1,{"tries":0,"done":false}]]
  * ```
@@ -59,6 +59,12 @@
  *   key deleted and set again before its shard was written goes back into
  *   that same shard (with its new number); only once the shard has been
  *   written without it can the key land elsewhere.
+ * - The header gives the number of records (`n`), their lowest and
+ *   highest sequence numbers (`seq`) and, in a tracker, its counts
+ *   (`summary`). Opening reads only the headers: a shard's records are
+ *   read when an iteration reaches its place in the order, or when a key
+ *   is looked up that is not among those read (which reads them all). See
+ *   {@linkcode PodOptions.lazy}.
  * - A sync rewrites only the shards holding dirty keys, each with an
  *   atomic write (temporary file, fsync, rename, directory fsync), several
  *   at a time; a shard left empty is deleted. Room freed by deletes in
@@ -77,7 +83,9 @@
  * numbers, which only grow. Opening the pod needs no log replay, and
  * leftover temporary files are deleted when the pod is next opened for
  * writing. A shard that cannot be decoded is a `CorruptFileError` naming
- * the file, and the pod does not open; nothing is overwritten.
+ * the file, when it is read (at open for a damaged header or with
+ * `lazy: false`, otherwise at first use); nothing is overwritten, since
+ * only shards that were read are ever written.
  *
  * ## One writer
  *

@@ -39,6 +39,20 @@ export interface PodOptions<V = unknown> {
    */
   readOnly?: boolean;
   /**
+   * Read shard files when their keys are first needed instead of all at
+   * open. Opening then reads only the first few kilobytes of each file
+   * (its header: how many keys, which part of the order, and a tracker's
+   * counts), so `size` and a tracker's counts are ready at once; iterating
+   * reads the files in order as it goes, and looking up a key that is not
+   * among those read yet reads the rest. A damaged file is then reported
+   * when it is read: `get`, `has`, an iteration or a change can throw
+   * {@linkcode CorruptFileError}, and nothing is written over it. Set
+   * `false` to read and check every file at open. Read-only opens outside
+   * a writer's thread always read everything at open, since the files may
+   * change after. Default `true`.
+   */
+  lazy?: boolean;
+  /**
    * How long to wait, in milliseconds, for a writer elsewhere to let go of
    * the pod before failing with {@linkcode PodLockedError}. Default 100.
    */
@@ -179,7 +193,7 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
 
   /** The number of keys. */
   get size(): number {
-    return this.#live().entries.size;
+    return this.#live().size;
   }
 
   /**
@@ -200,14 +214,14 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
   get(key: string): V | undefined {
     checkKey(key);
     const core = this.#live();
-    const entry = core.entries.get(key);
+    const entry = core.find(key);
     return entry === undefined ? undefined : this.#lend(core, key, entry) as V;
   }
 
   /** Whether `key` is in the pod. */
   has(key: string): boolean {
     checkKey(key);
-    return this.#live().entries.has(key);
+    return this.#live().find(key) !== undefined;
   }
 
   /**
@@ -273,20 +287,20 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
   }
 
   /** The keys, in order. */
-  keys(): IterableIterator<string> {
-    return this.#live().entries.keys();
+  *keys(): IterableIterator<string> {
+    for (const [key] of this.#live().walk()) yield key;
   }
 
   /** The values, in key order. Object values count as read (see {@linkcode Pod.get}). */
   *values(): IterableIterator<V> {
     const core = this.#live();
-    for (const [key, entry] of core.entries) yield this.#lend(core, key, entry) as V;
+    for (const [key, entry] of core.walk()) yield this.#lend(core, key, entry) as V;
   }
 
   /** The `[key, value]` pairs, in order. Object values count as read. */
   *entries(): IterableIterator<[string, V]> {
     const core = this.#live();
-    for (const [key, entry] of core.entries) yield [key, this.#lend(core, key, entry) as V];
+    for (const [key, entry] of core.walk()) yield [key, this.#lend(core, key, entry) as V];
   }
 
   /** The same as {@linkcode Pod.entries}. */
@@ -531,6 +545,7 @@ export async function openPodWith<V, P extends Pod<V>>(
     syncAt: positiveInteger("syncAt", options.syncAt, DEFAULT_SYNC_AT),
     fileSize: positiveInteger("fileSize", options.fileSize, DEFAULT_FILE_SIZE),
     readOnly,
+    lazy: options.lazy ?? true,
     lockTimeout,
     handleSignals: options.handleSignals ?? true,
     onError: options.onError ?? ((error) => {

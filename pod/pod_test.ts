@@ -102,7 +102,7 @@ Deno.test("the shard file is readable JSON, one record per line", async () => {
   assert.deepEqual(shardFiles(dir), ["shard-000000.json"]);
   assert.equal(
     read(dir, "shard-000000.json"),
-    '[{"pod":1},\n["alpha",0,{"n":1}],\n["beta",1,[1,2,3]]]\n',
+    '[{"pod":1,"n":2,"seq":[0,1]},\n["alpha",0,{"n":1}],\n["beta",1,[1,2,3]]]\n',
   );
   const names = Array.from(Deno.readDirSync(dir), (entry) => entry.name).sort();
   assert.deepEqual(names, [".lock", "shard-000000.json"]);
@@ -433,7 +433,7 @@ Deno.test("a corrupt shard is a CorruptFileError naming it, and nothing is overw
       return true;
     });
     assert.deepEqual(Deno.readFileSync(path), before);
-    assert.equal(read(dir, "shard-000000.json"), '[{"pod":1},\n["x",0,1]]\n');
+    assert.equal(read(dir, "shard-000000.json"), '[{"pod":1,"n":1,"seq":[0,0]},\n["x",0,1]]\n');
     // The lock was released: a read-only open fails the same way, and so
     // does a writable one again.
     await assert.rejects(openPod(dir), CorruptFileError);
@@ -467,9 +467,15 @@ Deno.test("a failing sync keeps keys dirty and the pod usable; the next sync wri
     });
     assert.deepEqual([...pod.dirty()].sort(), everyWrite ? ["a", "c", "e"] : ["c"], op);
     assert.equal(pod.get("c"), 30);
-    assert.equal(read(dir, "shard-000001.json"), '[{"pod":1},\n["c",2,3],\n["d",3,4]]\n');
+    assert.equal(
+      read(dir, "shard-000001.json"),
+      '[{"pod":1,"n":2,"seq":[2,3]},\n["c",2,3],\n["d",3,4]]\n',
+    );
     if (everyWrite) {
-      assert.equal(read(dir, "shard-000000.json"), '[{"pod":1},\n["a",0,1],\n["b",1,2]]\n');
+      assert.equal(
+        read(dir, "shard-000000.json"),
+        '[{"pod":1,"n":2,"seq":[0,1]},\n["a",0,1],\n["b",1,2]]\n',
+      );
     }
     pod.set("f", 6);
     await pod.sync();
@@ -520,7 +526,7 @@ Deno.test("a close whose sync fails keeps the handle open", async () => {
   assert.ok(!pod.closed);
   assert.equal(pod.get("a"), 1);
   await pod.close();
-  assert.equal(read(dir, "shard-000000.json"), '[{"pod":1},\n["a",0,1]]\n');
+  assert.equal(read(dir, "shard-000000.json"), '[{"pod":1,"n":1,"seq":[0,0]},\n["a",0,1]]\n');
 });
 
 Deno.test("leftover temporary files are removed on open; other files are left alone", async () => {

@@ -325,20 +325,20 @@ export class PodServer {
   /** Applies one operation to the pod. */
   dispatch(op: string, args: unknown[]): unknown {
     const pod = this.pod;
-    const entries = this.core.entries;
+    const core = this.core;
     switch (op) {
       case "get":
-        return pod.has(args[0] as string) ? entries.get(args[0] as string)!.value : undefined;
+        return pod.has(args[0] as string) ? core.find(args[0] as string)!.value : undefined;
       case "has":
         return pod.has(args[0] as string);
       case "size":
         return pod.size;
       case "keys":
-        return [...entries.keys()];
+        return [...core.all().keys()];
       case "values":
-        return Array.from(entries.values(), (entry) => entry.value);
+        return Array.from(core.all().values(), (entry) => entry.value);
       case "entries":
-        return Array.from(entries, ([key, entry]) => [key, entry.value]);
+        return Array.from(core.all(), ([key, entry]) => [key, entry.value]);
       case "dirty":
         return [...pod.dirty()];
       case "set":
@@ -380,7 +380,7 @@ export class PodServer {
     checkPath(path);
     const [key, ...inner] = path;
     if (!this.pod.has(key)) return undefined;
-    let node = this.core.entries.get(key)!.value;
+    let node = this.core.find(key)!.value;
     for (const segment of inner) {
       if (node === null || typeof node !== "object") return undefined;
       node = (node as Record<string, unknown>)[segment];
@@ -406,7 +406,7 @@ export class PodServer {
         `there is no key ${JSON.stringify(key)} in shared pod "${this.pod.path}"`,
       );
     }
-    const copy = structuredClone(this.core.entries.get(key)!.value);
+    const copy = structuredClone(this.core.find(key)!.value);
     let result: unknown;
     if (kind === "call") {
       const target = walk(copy, inner, path);

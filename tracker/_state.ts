@@ -14,7 +14,7 @@
  */
 
 import { isPlainObject } from "../_internal/codec.ts";
-import type { Entry, PodCore } from "../pod/_core.ts";
+import type { Entry, PodCore, ShardSummarizer } from "../pod/_core.ts";
 
 export const DONE = "_done";
 export const TRIES = "_tries";
@@ -141,6 +141,27 @@ export function checkInput(key: string, value: unknown, what = "the value"): voi
   if (problem) throw new TypeError(`${what} for task ${JSON.stringify(key)}: ${problem}`);
 }
 
+/** Done, tried and aborted counts: a tracker's shard summary. */
+type Counts = [done: number, tried: number, aborted: number];
+
+function countInto(counts: Counts, value: Partial<Raw> | null): void {
+  if (value?._done === true) counts[0]++;
+  if ((value?._tries ?? 0) > 0) counts[1]++;
+  if (value?._aborted === true) counts[2]++;
+}
+
+function isCounts(summary: unknown): summary is Counts {
+  return Array.isArray(summary) && summary.length === 3 &&
+    summary.every((count) => Number.isSafeInteger(count) && count >= 0);
+}
+
+function addCounts(counts: Counts, summary: unknown): void {
+  if (!isCounts(summary)) return;
+  counts[0] += summary[0];
+  counts[1] += summary[1];
+  counts[2] += summary[2];
+}
+
 /** Whether an entry is to be tried: not done, not aborted (unless allowed), tries left. */
 export function isTodo(value: Raw, maxTries: number, allowAborted: boolean): boolean {
   return value._done !== true && (allowAborted || value._aborted !== true) &&
@@ -167,17 +188,70 @@ export class TrackerState {
     this.core = core;
   }
 
+  /** Starts keeping counts in shard headers (after a first count). */
+  attach(): void {
+    this.core.summarizer = this.#summarizer;
+  }
+
   /**
-   * Counts from scratch: on open and after a revert. Missing state fields
-   * are filled in (and written at the next sync, unless read-only).
-   * Returns a `TypeError` about the first entry that is not a task entry;
-   * such entries count as not done, not tried and not aborted.
+   * Puts the counts of each shard in its header, so that a lazy open
+   * knows them without reading the records; checks them when the records
+   * are read.
+   */
+  readonly #summarizer: ShardSummarizer = {
+    name: "tracker",
+    summarize: (values) => {
+      const counts: Counts = [0, 0, 0];
+      for (const value of values) countInto(counts, value as Partial<Raw> | null);
+      return counts;
+    },
+    loaded: (keys, entries, summaries, superseded) => {
+      const expected: Counts = [0, 0, 0];
+      for (const summary of summaries) addCounts(expected, summary);
+      for (const value of superseded) countInto(expected, value as Partial<Raw> | null);
+      const [done, tried, aborted, problem] = this.#scan(keys, entries);
+      this.done += done - expected[0];
+      this.tried += tried - expected[1];
+      this.aborted += aborted - expected[2];
+      if (problem) this.core.report(problem);
+    },
+  };
+
+  /**
+   * Counts from scratch: on open and after a revert. Shards not read yet
+   * count by the summaries in their headers; where one has none, every
+   * shard is read. Missing state fields are filled in (and written at the
+   * next sync, unless read-only). Returns a `TypeError` about the first
+   * entry that is not a task entry; such entries count as not done, not
+   * tried and not aborted.
    */
   recount(): TypeError | undefined {
+    const core = this.core;
+    let summaries = core.unreadSummaries(this.#summarizer.name);
+    if (summaries === undefined || !summaries.every(isCounts)) {
+      core.readAll();
+      summaries = [];
+    }
+    const keys: string[] = [];
+    const entries: Entry[] = [];
+    for (const [key, entry] of core.entriesRead()) {
+      keys.push(key);
+      entries.push(entry);
+    }
+    const [done, tried, aborted, problem] = this.#scan(keys, entries);
+    const counts: Counts = [done, tried, aborted];
+    for (const summary of summaries) addCounts(counts, summary);
+    [this.done, this.tried, this.aborted] = counts;
+    return problem;
+  }
+
+  /** Counts and checks entries, filling in missing state fields. */
+  #scan(keys: readonly string[], entries: readonly Entry[]): [...Counts, TypeError | undefined] {
     let done = 0, tried = 0, aborted = 0;
     let problem: TypeError | undefined;
-    const core = this.core;
-    for (const [key, entry] of core.entries) {
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      const entry = entries[i];
       const value = entry.value as Raw;
       if (value !== null && typeof value === "object") {
         const d = value._done, t = value._tries, a = value._aborted;
@@ -195,10 +269,7 @@ export class TrackerState {
       if (value?._tries > 0) tried++;
       if (value?._aborted === true) aborted++;
     }
-    this.done = done;
-    this.tried = tried;
-    this.aborted = aborted;
-    return problem;
+    return [done, tried, aborted, problem];
   }
 
   #notATask(key: string, value: unknown): TypeError {
@@ -231,7 +302,7 @@ export class TrackerState {
   /** Adds a key that is not there yet, as a fresh entry. */
   addFresh(key: string): Entry {
     this.core.set(key, freshEntry());
-    const entry = this.core.entries.get(key)!;
+    const entry = this.core.find(key)!;
     this.#announce(key);
     return entry;
   }
@@ -336,7 +407,7 @@ export class TrackerState {
     result: unknown,
     message: string | undefined,
   ): Outcome {
-    const entry = this.core.entries.get(key);
+    const entry = this.core.find(key);
     if (!entry) return ok ? { ok } : { ok, message }; // deleted meanwhile
     if (ok && result !== null && typeof result === "object" && isPlainObject(result)) {
       try {
@@ -396,6 +467,7 @@ export function stateOf(core: PodCore): TrackerState {
   state = new TrackerState(core);
   const problem = state.recount();
   if (problem) throw problem;
+  state.attach();
   states.set(core, state);
   return state;
 }
@@ -416,7 +488,7 @@ export class RunCursor implements Claimant {
   readonly inFlight: Set<string> = new Set();
   /** Undone tasks passed over because they were aborted or out of tries. */
   skipped = 0;
-  #map!: Map<string, Entry>;
+  #generation = -1;
   #walk: Iterator<[string, Entry]> | undefined;
   #queue: string[] = [];
   #queued = 0;
@@ -436,15 +508,15 @@ export class RunCursor implements Claimant {
 
   #restart(): void {
     this.state.addListeners.delete(this.#listener);
-    this.#map = this.state.core.entries;
-    this.#walk = this.#map.entries();
+    this.#generation = this.state.core.generation;
+    this.#walk = this.state.core.walk();
     this.#queue = [];
     this.#queued = 0;
   }
 
   /** Claims the next task to try, or returns `undefined` if there is none now. */
   claim(): [string, Entry] | undefined {
-    if (this.state.core.entries !== this.#map) this.#restart();
+    if (this.state.core.generation !== this.#generation) this.#restart();
     if (this.#walk) {
       for (;;) {
         const next = this.#walk.next();
@@ -460,7 +532,7 @@ export class RunCursor implements Claimant {
     }
     while (this.#queued < this.#queue.length) {
       const key = this.#queue[this.#queued++];
-      const entry = this.#map.get(key);
+      const entry = this.state.core.find(key);
       if (entry && this.#take(key, entry)) return [key, entry];
     }
     this.#queue = [];
@@ -490,7 +562,7 @@ export class RunCursor implements Claimant {
   /** The number of tasks still to try, for the summary. */
   remaining(): number {
     let count = 0;
-    for (const entry of this.state.core.entries.values()) {
+    for (const [, entry] of this.state.core.walk()) {
       if (isTodo(entry.value as Raw, this.maxTries, this.allowAborted)) count++;
     }
     return count;

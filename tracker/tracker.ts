@@ -294,14 +294,14 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
   /** The entry of `key`, which must exist, for a state change. */
   #task(key: string): Entry {
     checkKey(key);
-    const entry = this.#writable().entries.get(key);
+    const entry = this.#writable().find(key);
     if (!entry) throw new UnknownKeyError(this.path, key);
     return entry;
   }
 
   #value(key: string): Raw | undefined {
     checkKey(key);
-    return this.#core().entries.get(key)?.value as Raw | undefined;
+    return this.#core().find(key)?.value as Raw | undefined;
   }
 
   #lend(core: PodCore, key: string, entry: Entry): TaskEntry<T> {
@@ -358,7 +358,7 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
     const core = this.#writable();
     checkInput(key, value);
     core.check(key, value);
-    const previous = core.entries.get(key)?.value as Raw | undefined;
+    const previous = core.find(key)?.value as Raw | undefined;
     const input = value as Record<string, unknown>;
     const stored: Raw = {
       _done: (input._done as boolean | undefined) ?? previous?._done ?? false,
@@ -382,7 +382,7 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
   /** Removes the task `key`; returns whether it was there. */
   override delete(key: string): boolean {
     checkKey(key);
-    const previous = this.#core().entries.get(key)?.value;
+    const previous = this.#core().find(key)?.value;
     const removed = super.delete(key);
     if (removed) this.#state.uncount(previous);
     return removed;
@@ -431,7 +431,7 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
     }
     const state = this.#state;
     for (const [key, data] of pairs) {
-      const entry = core.entries.get(key) ?? state.addFresh(key);
+      const entry = core.find(key) ?? state.addFresh(key);
       state.merge(key, entry, data as Record<string, unknown>);
     }
   }
@@ -439,13 +439,13 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
   /** The entries, in order; their state fields are read-only (see {@linkcode ProgressTracker.get}). */
   override *values(): IterableIterator<TaskEntry<T>> {
     const core = this.#core();
-    for (const [key, entry] of core.entries) yield this.#lend(core, key, entry);
+    for (const [key, entry] of core.walk()) yield this.#lend(core, key, entry);
   }
 
   /** The `[key, entry]` pairs, in order. */
   override *entries(): IterableIterator<[string, TaskEntry<T>]> {
     const core = this.#core();
-    for (const [key, entry] of core.entries) yield [key, this.#lend(core, key, entry)];
+    for (const [key, entry] of core.walk()) yield [key, this.#lend(core, key, entry)];
   }
 
   /**
@@ -491,7 +491,7 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
   add(key: string): this {
     checkKey(key);
     const core = this.#writable();
-    if (core.entries.has(key)) throw new DuplicateKeyError(this.path, key);
+    if (core.find(key) !== undefined) throw new DuplicateKeyError(this.path, key);
     this.#state.addFresh(key);
     return this;
   }
@@ -500,7 +500,7 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
   addIfAbsent(key: string): boolean {
     checkKey(key);
     const core = this.#writable();
-    if (core.entries.has(key)) return false;
+    if (core.find(key) !== undefined) return false;
     this.#state.addFresh(key);
     return true;
   }
@@ -526,7 +526,9 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
     const seen = new Set<string>();
     for (const key of list) {
       checkKey(key);
-      if (core.entries.has(key) || seen.has(key)) throw new DuplicateKeyError(this.path, key);
+      if (core.find(key) !== undefined || seen.has(key)) {
+        throw new DuplicateKeyError(this.path, key);
+      }
       seen.add(key);
     }
     const state = this.#state;
@@ -541,7 +543,7 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
     const state = this.#state;
     let added = 0;
     for (const key of list) {
-      if (core.entries.has(key)) continue;
+      if (core.find(key) !== undefined) continue;
       state.addFresh(key);
       added++;
     }
@@ -665,7 +667,7 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
    */
   shouldDo(key: string, options: TodoOptions = {}): boolean {
     checkKey(key);
-    const entry = this.#core().entries.get(key);
+    const entry = this.#core().find(key);
     if (!entry) throw new UnknownKeyError(this.path, key);
     return isTodo(entry.value as Raw, this.#maxTries, options.allowAborted ?? false);
   }
@@ -719,17 +721,17 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
     const allowAborted = options.allowAborted ?? false;
     const maxTries = this.#maxTries;
     const core = this.#core();
-    const map = core.entries;
-    for (const [key, entry] of map) {
+    const generation = core.generation;
+    for (const [key, entry] of core.walk()) {
       if (!isTodo(entry.value as Raw, maxTries, allowAborted)) continue;
       yield shape(key, entry, core);
-      this.#still(core, map);
+      this.#still(core, generation);
     }
   }
 
   /** Throws if the tracker was closed or reverted during an iteration. */
-  #still(core: PodCore, map: Map<string, Entry>): void {
-    if (this.#core().entries !== map || core.closed) {
+  #still(core: PodCore, generation: number): void {
+    if (this.#core() !== core || core.generation !== generation || core.closed) {
       throw new TypeError(
         `tracker "${this.path}" was reverted during this iteration; start a new one`,
       );
@@ -779,7 +781,7 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
     const maxTries = this.#maxTries;
     const core = this.#writable();
     const state = this.#state;
-    const map = core.entries;
+    const generation = core.generation;
     const claim = {
       current: undefined as string | undefined,
       holds(key: string) {
@@ -789,14 +791,14 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
     state.claimants.add(claim);
     this.#claimants.add(claim);
     try {
-      for (const [key, entry] of map) {
+      for (const [key, entry] of core.walk()) {
         const value = entry.value as Raw;
         if (!isTodo(value, maxTries, allowAborted) || state.claimedByOther(key, claim)) continue;
         claim.current = key;
         state.setField(key, entry, TRIES, value._tries + 1);
         yield shape(key, entry, core);
         claim.current = undefined;
-        this.#still(core, map);
+        this.#still(core, generation);
       }
     } finally {
       state.claimants.delete(claim);
