@@ -28,6 +28,11 @@ export interface AtomicWriteOptions {
   fsync?: boolean;
 }
 
+/** How a write commits; `dirSync: false` leaves the directory fsync to the caller. */
+interface CommitOptions extends AtomicWriteOptions {
+  dirSync?: boolean;
+}
+
 /** Options of {@linkcode atomicWriteJson} and {@linkcode atomicWriteJsonSync}. */
 export interface AtomicWriteJsonOptions extends AtomicWriteOptions {
   /** Spaces of indentation; `0` writes compact JSON. Default 2. */
@@ -136,9 +141,10 @@ export function* discardTemp(temp: TempFile): Io<void> {
  * target is as before; when only the directory fsync fails, the previous
  * contents are put back from a hard link taken before the rename.
  */
-export function* commitTemp(temp: TempFile, options: AtomicWriteOptions): Io<void> {
+export function* commitTemp(temp: TempFile, options: CommitOptions): Io<void> {
   const { target } = temp;
   const durable = options.fsync ?? true;
+  const dirSync = durable && (options.dirSync ?? true);
   let step = "fsync";
   let backup: string | undefined;
   try {
@@ -149,7 +155,7 @@ export function* commitTemp(temp: TempFile, options: AtomicWriteOptions): Io<voi
       step = "chmod";
       yield* io.chmod(temp.name, target.existing.mode & 0o7777);
     }
-    if (durable && target.existing) {
+    if (dirSync && target.existing) {
       backup = tempName(target, ".old");
       try {
         yield* io.link(target.file, backup);
@@ -164,7 +170,7 @@ export function* commitTemp(temp: TempFile, options: AtomicWriteOptions): Io<voi
     if (backup) yield* removeQuietly(backup);
     throw fail(target.path, step, error);
   }
-  if (!durable) return;
+  if (!dirSync) return;
   try {
     yield* io.syncDir(target.dir);
   } catch (error) {
@@ -195,8 +201,12 @@ function* removeQuietly(path: string, small = false): Io<void> {
   } catch { /* a leftover link only costs the old version's disk space */ }
 }
 
-function* writeBytes(path: string, data: Uint8Array, options: AtomicWriteOptions): Io<void> {
-  const target = yield* inspectTarget(path);
+function* writeBytes(path: string, data: Uint8Array, options: CommitOptions): Io<void> {
+  yield* writeBytesTo(yield* inspectTarget(path), data, options);
+}
+
+function* writeBytesTo(target: WriteTarget, data: Uint8Array, options: CommitOptions): Io<void> {
+  const path = target.path;
   const temp = yield* openTemp(target, options);
   try {
     yield* io.write(temp.handle, data);
@@ -267,6 +277,29 @@ export async function atomicWrite(
     throw fail(path, "write", error);
   }
   await runAsync(commitTemp(temp, options));
+}
+
+/**
+ * {@linkcode atomicWrite} of bytes for one of many files that a module
+ * keeps in a directory of its own, written together: the file is flushed
+ * and renamed over its target, all or nothing, but the directory is not
+ * flushed. The caller flushes it once (`fs.syncDir`) after the batch, and
+ * only then may call the writes durable; until then a crash may leave any
+ * target with its old contents, each whole.
+ *
+ * The target is taken as a plain file of the caller's: it is not looked
+ * at first (no symbolic link is followed, an existing file's mode is not
+ * kept), which spares a metadata call that contends with the other writes
+ * of the batch. Not part of the public API.
+ */
+export function atomicWriteInBatch(
+  path: string,
+  data: Uint8Array,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  const file = resolve(path);
+  const target: WriteTarget = { path, file, dir: dirname(file), existing: undefined };
+  return runAsync(writeBytesTo(target, data, { ...options, ensureDir: false, dirSync: false }));
 }
 
 /**

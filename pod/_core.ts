@@ -7,7 +7,7 @@
  */
 
 import { join, resolve } from "node:path";
-import { atomicWrite, atomicWriteSync } from "../atomic/write.ts";
+import { atomicWriteInBatch, atomicWriteSync } from "../atomic/write.ts";
 import { type FileLock, lockFile } from "../atomic/lock.ts";
 import { CorruptFileError, FileLockTimeoutError } from "../_internal/errors.ts";
 import { fs, isNotFound } from "../_internal/fs.ts";
@@ -320,8 +320,8 @@ export class PodCore implements ExitParticipant {
   #nextGroup = 0;
   /** The number of keys in shards not read yet. */
   #unreadSize = 0;
-  /** The highest sequence number read: that of the last entry, while shards remain to read. */
-  #readSeq = -1;
+  /** The last key in `#entries` while shards remain to read: where walks read on. */
+  #lastKey: string | undefined;
 
   #lock: FileLock | undefined;
   #shards = new Map<number, Shard>();
@@ -440,7 +440,7 @@ export class PodCore implements ExitParticipant {
     this.#groups = [];
     this.#nextGroup = 0;
     this.#unreadSize = 0;
-    this.#readSeq = -1;
+    this.#lastKey = undefined;
     const ranged: { item: LoadedShard; low: number; high: number }[] = [];
     let maxSeq = -1;
     for (const item of loaded.shards) {
@@ -514,37 +514,48 @@ export class PodCore implements ExitParticipant {
     const lists = new Map(shards.map((shard) => [shard, [] as string[]]));
     const keys: string[] = new Array(records.length);
     const added: Entry[] = new Array(records.length);
-    /** Keys that were in an earlier shard too, with the entry they had. */
+    /** Keys that an earlier record (in an earlier file) held too, with that entry. */
     const moved: [string, Entry][] = [];
+    let lastKey = this.#lastKey;
     let i = 0;
     try {
       for (; i < records.length; i++) {
         const [key, seq, value] = records[i];
         const shard = shardOf(i);
         const existing = entries.get(key);
-        if (existing !== undefined) {
+        let entry: Entry;
+        if (existing === undefined) {
+          entry = { value, seq, shard, checked };
+          entries.set(key, entry);
+          lastKey = key;
+        } else {
           if (existing.shard === shard) {
             throw new CorruptFileError(this.#fileOf(shard), this.format.format, {
               detail: `key ${JSON.stringify(key)} appears twice in it`,
             });
           }
           // A key in two files happens only when files were copied or
-          // edited by hand. The later sequence number wins; the other file
-          // is rewritten without the key at the next sync.
+          // edited by hand. The later record's value wins; the key keeps
+          // its place (and sequence number), which walks already passed,
+          // and moves to the later file. The earlier file is rewritten
+          // without it at the next sync.
+          entry = { value, seq: existing.seq, shard, checked };
           moved.push([key, existing]);
-          entries.delete(key);
+          entries.set(key, entry);
         }
-        const entry: Entry = { value, seq, shard, checked };
-        entries.set(key, entry);
         keys[i] = key;
         added[i] = entry;
         lists.get(shard)!.push(key);
       }
     } catch (error) {
-      for (let j = 0; j < i; j++) entries.delete(keys[j]);
+      const restored = new Set<string>();
       for (const [key, entry] of moved) {
-        if (!lists.has(entry.shard) && !entries.has(key)) entries.set(key, entry);
+        if (!lists.has(entry.shard) && !restored.has(key)) {
+          entries.set(key, entry); // keeps its place
+          restored.add(key);
+        }
       }
+      for (let j = 0; j < i; j++) if (!restored.has(keys[j])) entries.delete(keys[j]);
       throw error;
     }
     let live = keys;
@@ -563,7 +574,12 @@ export class PodCore implements ExitParticipant {
         existing.shard.keys.delete(key);
         superseded.push(existing.value);
       }
-      if (!this.readOnly) this.#markChanged(existing.shard, key);
+      if (!this.readOnly) {
+        // Both files are rewritten: the earlier without the key, the later
+        // with the key's sequence number.
+        this.#markChanged(existing.shard, key);
+        this.#markChanged(entries.get(key)!.shard, key);
+      }
     }
     const summaries: unknown[] = [];
     group.shards.forEach((item, i) => {
@@ -576,11 +592,17 @@ export class PodCore implements ExitParticipant {
       }
       item.records = undefined; // the entries hold what is needed now
     });
-    this.#readSeq = group.high;
+    this.#lastKey = lastKey;
     this.#nextGroup++;
     if (later && this.summarizer) {
       this.summarizer.loaded(live, liveEntries, summaries, superseded);
     }
+  }
+
+  /** Reads groups until one adds an entry at the end (or none is left). */
+  #readOn(): void {
+    const size = this.#entries.size;
+    do this.#readGroup(true); while (this.#entries.size === size && this.partial);
   }
 
   /** Whether some shards have not been read yet. */
@@ -624,17 +646,17 @@ export class PodCore implements ExitParticipant {
 
   /**
    * The entries in order, reading each group of shards as the walk comes
-   * to it. A walk begun before a revert goes on over the old entries.
+   * to it. A revert during the walk ends it with a `TypeError`.
    */
   *walk(): Generator<[string, Entry], void, undefined> {
-    const entries = this.#entries;
-    for (const pair of entries) {
-      if (
-        pair[1].seq === this.#readSeq && this.#nextGroup < this.#groups.length &&
-        entries === this.#entries
-      ) {
-        this.#readGroup(true);
+    const generation = this.generation;
+    for (const pair of this.#entries) {
+      if (this.generation !== generation) {
+        throw new TypeError(
+          `pod "${this.path}" was reverted during this iteration; start a new one`,
+        );
       }
+      if (pair[0] === this.#lastKey && this.#nextGroup < this.#groups.length) this.#readOn();
       yield pair;
     }
   }
@@ -727,7 +749,7 @@ export class PodCore implements ExitParticipant {
 
   #remove(key: string, entry: Entry): void {
     // The last entry read marks where a walk reads on: read on first.
-    if (entry.seq === this.#readSeq && this.partial) this.#readGroup(true);
+    if (key === this.#lastKey && this.partial) this.#readOn();
     this.#entries.delete(key);
     const shard = entry.shard;
     shard.keys.delete(key);
@@ -954,14 +976,18 @@ export class PodCore implements ExitParticipant {
   }
 
   /**
-   * Writes `shards`, up to {@linkcode CONCURRENCY} at a time. Each shard is
-   * encoded just before its write, so encoding overlaps the other writes;
-   * keys changed before this call are all included, and a key changed
-   * during it is written now or by the next sync. The order of the writes
-   * does not matter: no key is in two files (see `mod.ts`).
+   * Writes `shards`, up to {@linkcode CONCURRENCY} at a time, then flushes
+   * the directory once for all of them. Each shard is encoded just before
+   * its write, so encoding overlaps the other writes; keys changed before
+   * this call are all included, and a key changed during it is written now
+   * or by the next sync. The order of the writes does not matter: no key
+   * is in two files (see `mod.ts`). Ghosts are dropped only once the
+   * directory flush made the new files durable.
    */
   async #writeShards(shards: Shard[]): Promise<void> {
     const errors: unknown[] = [];
+    /** Files replaced or removed: durable once the directory is flushed. */
+    const done: WriteJob[] = [];
     await pool(shards.sort((a, b) => a.index - b.index), CONCURRENCY, async (shard) => {
       if (!this.#pending.has(shard)) return;
       const job = this.#prepare(shard, errors, false);
@@ -973,25 +999,39 @@ export class PodCore implements ExitParticipant {
           const current = await this.#readRaw(file);
           if (current && sameBytes(current, job.unlessSame)) {
             this.#written(job);
+            this.#inFlight.delete(shard);
             return;
           }
         }
         if (job.data) {
-          await atomicWrite(file, job.data, { ensureDir: false });
+          await atomicWriteInBatch(file, job.data, { ensureDir: false });
+          job.shard.onDisk = true; // durable or not, the file is there now
         } else {
           await fs.remove(file).catch((error) => {
             if (!isNotFound(error)) throw error;
           });
-          await fs.syncDir(this.dir);
         }
-        this.#written(job);
+        done.push(job);
       } catch (error) {
         this.#restore(job.shard, job.taken);
+        this.#inFlight.delete(shard);
         errors.push(error);
-      } finally {
-        this.#inFlight.delete(job.shard);
       }
     });
+    if (done.length > 0) {
+      // One flush of the directory makes every rename and removal durable.
+      // If it fails, each file is still whole (old or new version), and
+      // the keys stay dirty for the next sync to write again.
+      try {
+        await fs.syncDir(this.dir);
+        for (const job of done) this.#written(job);
+      } catch (error) {
+        for (const job of done) this.#restore(job.shard, job.taken);
+        errors.push(error);
+      } finally {
+        for (const job of done) this.#inFlight.delete(job.shard);
+      }
+    }
     if (errors.length > 0) throw errors[0];
   }
 

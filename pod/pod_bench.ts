@@ -285,7 +285,8 @@ Deno.bench({
 });
 
 // ---------------------------------------------------------------------------
-// reopen: from closed files to every entry in memory
+// reopen: from closed files to every entry in memory (and, for scale, to
+// knowing the size: SQLite's count, the pod's shard headers)
 
 Deno.bench({
   name: "sqlite: open + load all 100k rows into a Map",
@@ -304,7 +305,7 @@ Deno.bench({
 });
 
 Deno.bench({
-  name: "sqlite: open only (for reference: nothing loaded)",
+  name: "sqlite: open + count (for reference: nothing loaded)",
   group: "reopen 100k",
   ...heavy,
   fn() {
@@ -318,7 +319,31 @@ const closedPodPath = fresh("pod-reopen");
 await fillPod(closedPodPath);
 
 Deno.bench({
-  name: "pod: openPod (all 100k entries in memory) + close",
+  name: "pod: openPod + read every entry (keys()) + close",
+  group: "reopen 100k",
+  ...heavy,
+  async fn() {
+    const pod = await openPod<Item>(closedPodPath);
+    let count = 0;
+    for (const _ of pod.keys()) count++;
+    if (count !== COUNT) throw new Error("entries missing");
+    await pod.close();
+  },
+});
+
+Deno.bench({
+  name: "pod: openPod with lazy: false (reads and checks every shard) + close",
+  group: "reopen 100k",
+  ...heavy,
+  async fn() {
+    const pod = await openPod<Item>(closedPodPath, { lazy: false });
+    if (pod.size !== COUNT) throw new Error("entries missing");
+    await pod.close();
+  },
+});
+
+Deno.bench({
+  name: "pod: openPod (shard headers only) + size + close",
   group: "reopen 100k",
   ...heavy,
   async fn() {
