@@ -52,15 +52,15 @@ export interface CoreOptions {
 }
 
 /**
- * The keys of a shard, in sequence order: a plain list while keys are only
- * appended (as when read from the file, or filled by new keys), a `Set`
- * from the first removal on. Callers never add a key that is there.
+ * The entries of a shard, in sequence order: a plain list while entries
+ * are only appended (as when read from the file, or filled by new keys), a
+ * `Set` from the first removal on. Callers never add an entry twice.
  */
-class ShardKeys implements Iterable<string> {
-  #list: string[] | undefined;
-  #set: Set<string> | undefined;
+class ShardEntries implements Iterable<Entry> {
+  #list: Entry[] | undefined;
+  #set: Set<Entry> | undefined;
 
-  constructor(list: string[] = []) {
+  constructor(list: Entry[] = []) {
     this.#list = list;
   }
 
@@ -68,20 +68,20 @@ class ShardKeys implements Iterable<string> {
     return this.#set === undefined ? this.#list!.length : this.#set.size;
   }
 
-  add(key: string): void {
-    if (this.#set === undefined) this.#list!.push(key);
-    else this.#set.add(key);
+  add(entry: Entry): void {
+    if (this.#set === undefined) this.#list!.push(entry);
+    else this.#set.add(entry);
   }
 
-  delete(key: string): boolean {
+  delete(entry: Entry): boolean {
     if (this.#set === undefined) {
       this.#set = new Set(this.#list);
       this.#list = undefined;
     }
-    return this.#set.delete(key);
+    return this.#set.delete(entry);
   }
 
-  [Symbol.iterator](): Iterator<string> {
+  [Symbol.iterator](): Iterator<Entry> {
     return this.#set === undefined ? this.#list![Symbol.iterator]() : this.#set.values();
   }
 }
@@ -89,12 +89,18 @@ class ShardKeys implements Iterable<string> {
 /** One shard file and the keys that live in it. */
 class Shard {
   readonly index: number;
-  /** Keys stored in this shard, in sequence order. */
-  keys: ShardKeys = new ShardKeys();
+  /** The entries stored in this shard, in sequence order. */
+  entries: ShardEntries = new ShardEntries();
   /** Deleted keys whose record may still be in this shard's file. */
   readonly ghosts: Set<string> = new Set();
   /** Keys set, deleted or marked since this shard was last written. */
   changed: Set<string> = new Set();
+  /**
+   * Every key and ghost of the shard counts as changed, without being in
+   * `changed`: a shard started since the last write of its place, which is
+   * written whole anyway. Saves a set entry per new key.
+   */
+  whole = false;
   /** Keys whose object values were handed out since this shard was last written. */
   lent: Set<string> = new Set();
   /** Whether the file exists, as far as this process knows. */
@@ -107,12 +113,13 @@ class Shard {
   }
 
   get load(): number {
-    return this.keys.size + this.ghosts.size;
+    return this.entries.size + this.ghosts.size;
   }
 }
 
 /** A stored key. */
 export interface Entry {
+  readonly key: string;
   value: unknown;
   readonly seq: number;
   readonly shard: Shard;
@@ -189,6 +196,7 @@ function readRecords(item: LoadedShard, format: ShardFormat): void {
 interface Taken {
   readonly changed: Set<string>;
   readonly lent: Set<string>;
+  readonly whole: boolean;
 }
 
 interface WriteJob {
@@ -330,6 +338,8 @@ export class PodCore implements ExitParticipant {
   #nextSeq = 0;
   /** Shards with changed or lent keys. */
   #pending = new Set<Shard>();
+  /** Files were renamed or removed since the last successful directory flush. */
+  #unflushed = false;
   /** Shards being written by an asynchronous sync. */
   #inFlight = new Set<Shard>();
   /** Number of keys in the `changed` and `lent` sets of all shards. */
@@ -511,7 +521,7 @@ export class PodCore implements ExitParticipant {
     }
     const entries = this.#entries;
     const checked = this.format.format === "json";
-    const lists = new Map(shards.map((shard) => [shard, [] as string[]]));
+    const lists = new Map(shards.map((shard) => [shard, [] as Entry[]]));
     const keys: string[] = new Array(records.length);
     const added: Entry[] = new Array(records.length);
     /** Keys that an earlier record (in an earlier file) held too, with that entry. */
@@ -525,7 +535,7 @@ export class PodCore implements ExitParticipant {
         const existing = entries.get(key);
         let entry: Entry;
         if (existing === undefined) {
-          entry = { value, seq, shard, checked };
+          entry = { key, value, seq, shard, checked };
           entries.set(key, entry);
           lastKey = key;
         } else {
@@ -539,13 +549,13 @@ export class PodCore implements ExitParticipant {
           // its place (and sequence number), which walks already passed,
           // and moves to the later file. The earlier file is rewritten
           // without it at the next sync.
-          entry = { value, seq: existing.seq, shard, checked };
+          entry = { key, value, seq: existing.seq, shard, checked };
           moved.push([key, existing]);
           entries.set(key, entry);
         }
         keys[i] = key;
         added[i] = entry;
-        lists.get(shard)!.push(key);
+        lists.get(shard)!.push(entry);
       }
     } catch (error) {
       const restored = new Set<string>();
@@ -569,9 +579,9 @@ export class PodCore implements ExitParticipant {
       if (lists.has(existing.shard)) {
         // Both in this group: drop the earlier record from its list.
         const list = lists.get(existing.shard)!;
-        list.splice(list.indexOf(key), 1);
+        list.splice(list.indexOf(existing), 1);
       } else {
-        existing.shard.keys.delete(key);
+        existing.shard.entries.delete(existing);
         superseded.push(existing.value);
       }
       if (!this.readOnly) {
@@ -584,7 +594,7 @@ export class PodCore implements ExitParticipant {
     const summaries: unknown[] = [];
     group.shards.forEach((item, i) => {
       const shard = shards[i];
-      shard.keys = new ShardKeys(lists.get(shard));
+      shard.entries = new ShardEntries(lists.get(shard));
       if (shard.header !== undefined) {
         this.#unreadSize -= shard.header.n!;
         summaries.push(this.summarizer && shard.header.summary?.[this.summarizer.name]);
@@ -681,7 +691,7 @@ export class PodCore implements ExitParticipant {
     if (this.readOnly || typeof value !== "object" || value === null) return;
     entry.checked = false;
     const shard = entry.shard;
-    if (shard.changed.has(key)) return;
+    if (shard.whole || shard.changed.has(key)) return;
     const lent = shard.lent;
     const size = lent.size;
     lent.add(key);
@@ -691,7 +701,15 @@ export class PodCore implements ExitParticipant {
     this.#maybeAutoSync();
   }
 
-  #markChanged(shard: Shard, key: string): void {
+  /** Marks `key` of `shard` changed; `added` says it was just added to the shard's entries. */
+  #markChanged(shard: Shard, key: string, added = false): void {
+    if (shard.whole) {
+      if (added) {
+        this.#dirtyCount++;
+        this.#pending.add(shard);
+      }
+      return;
+    }
     const changed = shard.changed;
     const size = changed.size;
     changed.add(key);
@@ -705,6 +723,7 @@ export class PodCore implements ExitParticipant {
     if (tail && tail.load < this.options.fileSize) return tail;
     const index = tail ? tail.index + 1 : 0;
     const shard = new Shard(index);
+    shard.whole = true;
     this.#shards.set(index, shard);
     this.#tail = shard;
     return shard;
@@ -726,15 +745,17 @@ export class PodCore implements ExitParticipant {
       // A key deleted since its shard was last written goes back to that
       // shard, so that no key is ever in two files.
       let shard = this.#ghostOf.size === 0 ? undefined : this.#ghostOf.get(key);
+      const ghost = shard !== undefined;
       if (shard) {
         shard.ghosts.delete(key);
         this.#ghostOf.delete(key);
       } else {
         shard = this.#newTail();
       }
-      this.#entries.set(key, { value, seq: this.#nextSeq++, shard, checked: true });
-      shard.keys.add(key);
-      this.#markChanged(shard, key);
+      const added: Entry = { key, value, seq: this.#nextSeq++, shard, checked: true };
+      this.#entries.set(key, added);
+      shard.entries.add(added);
+      this.#markChanged(shard, key, !ghost);
     }
     this.#maybeAutoSync();
   }
@@ -752,7 +773,7 @@ export class PodCore implements ExitParticipant {
     if (key === this.#lastKey && this.partial) this.#readOn();
     this.#entries.delete(key);
     const shard = entry.shard;
-    shard.keys.delete(key);
+    shard.entries.delete(entry);
     shard.ghosts.add(key);
     this.#ghostOf.set(key, shard);
     this.#markChanged(shard, key);
@@ -778,6 +799,11 @@ export class PodCore implements ExitParticipant {
   dirty(): Set<string> {
     const keys = new Set<string>();
     for (const shard of this.#pending) {
+      if (shard.whole) {
+        for (const entry of shard.entries) keys.add(entry.key);
+        for (const key of shard.ghosts) keys.add(key);
+        continue;
+      }
       for (const key of shard.changed) keys.add(key);
       for (const key of shard.lent) keys.add(key);
     }
@@ -852,15 +878,30 @@ export class PodCore implements ExitParticipant {
   }
 
   #take(shard: Shard): Taken {
-    const taken = { changed: shard.changed, lent: shard.lent };
+    const taken = { changed: shard.changed, lent: shard.lent, whole: shard.whole };
+    this.#dirtyCount -= shard.whole
+      ? shard.entries.size + shard.ghosts.size
+      : taken.changed.size + taken.lent.size;
     shard.changed = new Set();
     shard.lent = new Set();
+    shard.whole = false;
     this.#pending.delete(shard);
-    this.#dirtyCount -= taken.changed.size + taken.lent.size;
     return taken;
   }
 
   #restore(shard: Shard, taken: Taken): void {
+    if (taken.whole) {
+      // Whole again: what changed since the take is part of it.
+      if (!shard.whole) {
+        this.#dirtyCount += shard.entries.size + shard.ghosts.size -
+          (shard.changed.size + shard.lent.size);
+        shard.changed = new Set();
+        shard.lent = new Set();
+        shard.whole = true;
+      }
+      this.#pending.add(shard);
+      return;
+    }
     for (const key of taken.changed) this.#markChanged(shard, key);
     for (const key of taken.lent) {
       if (shard.changed.has(key) || shard.lent.has(key)) continue;
@@ -872,21 +913,15 @@ export class PodCore implements ExitParticipant {
 
   /** Encodes the contents of `shard`, checking only values not known to be storable. */
   #encode(shard: Shard): Uint8Array {
-    const entries = this.#entries;
-    const keys: string[] = new Array(shard.keys.size);
-    const held: Entry[] = new Array(keys.length);
-    let i = 0;
+    const held = [...shard.entries];
     let low = Infinity;
     let high = -1;
-    for (const key of shard.keys) {
-      const entry = entries.get(key)!;
-      keys[i] = key;
-      held[i++] = entry;
+    for (const entry of held) {
       if (entry.seq < low) low = entry.seq;
       if (entry.seq > high) high = entry.seq;
     }
     const header: { n: number; seq: [number, number]; summary?: Record<string, unknown> } = {
-      n: keys.length,
+      n: held.length,
       seq: [low, high],
     };
     const summarizer = this.summarizer;
@@ -895,14 +930,14 @@ export class PodCore implements ExitParticipant {
       header.summary = { [summarizer.name]: summary };
     }
     if (this.format.format !== "json") {
-      const records = keys.map((key, i): ShardRecord => [key, held[i].seq, held[i].value]);
+      const records = held.map((entry): ShardRecord => [entry.key, entry.seq, entry.value]);
       return encodeShard(this.format, header, records);
     }
-    const lines: string[] = new Array(keys.length + 1);
+    const lines: string[] = new Array(held.length + 1);
     lines[0] = jsonHeaderLine(header);
-    for (let i = 0; i < keys.length; i++) {
+    for (let i = 0; i < held.length; i++) {
       const entry = held[i];
-      lines[i + 1] = jsonRecordLine(keys[i], entry.seq, entry.value, entry.checked);
+      lines[i + 1] = jsonRecordLine(entry.key, entry.seq, entry.value, entry.checked);
     }
     // Only now that every value of the shard encoded: they are all storable.
     for (const entry of held) entry.checked = true;
@@ -920,7 +955,7 @@ export class PodCore implements ExitParticipant {
   #prepare(shard: Shard, errors: unknown[], force: boolean): WriteJob | undefined {
     const taken = this.#take(shard);
     const ghosts = shard.ghosts.size === 0 ? [] : [...shard.ghosts];
-    if (shard.keys.size === 0) {
+    if (shard.entries.size === 0) {
       if (!shard.onDisk && !force) {
         this.#dropGhosts(shard, ghosts);
         return undefined;
@@ -929,7 +964,7 @@ export class PodCore implements ExitParticipant {
     }
     try {
       const raw = this.#encode(shard);
-      const onlyLent = !force && taken.changed.size === 0 && shard.onDisk;
+      const onlyLent = !force && !taken.whole && taken.changed.size === 0 && shard.onDisk;
       const data = compressShard(this.format, raw);
       return { shard, taken, ghosts, data, unlessSame: onlyLent ? raw : undefined };
     } catch (error) {
@@ -963,7 +998,7 @@ export class PodCore implements ExitParticipant {
       if (shard.ghosts.delete(key)) this.#ghostOf.delete(key);
     }
     if (
-      shard.keys.size === 0 && shard.ghosts.size === 0 && !shard.onDisk &&
+      shard.entries.size === 0 && shard.ghosts.size === 0 && !shard.onDisk &&
       shard !== this.#tail && !this.#pending.has(shard) && !this.#inFlight.has(shard)
     ) {
       this.#shards.delete(shard.index);
@@ -1018,12 +1053,15 @@ export class PodCore implements ExitParticipant {
         errors.push(error);
       }
     });
-    if (done.length > 0) {
+    if (done.length > 0 || this.#unflushed) {
       // One flush of the directory makes every rename and removal durable.
       // If it fails, each file is still whole (old or new version), and
-      // the keys stay dirty for the next sync to write again.
+      // the keys stay dirty for the next sync to write again (or, where
+      // the file already holds their bytes, to flush again).
       try {
+        this.#unflushed = true;
         await fs.syncDir(this.dir);
+        this.#unflushed = false;
         for (const job of done) this.#written(job);
       } catch (error) {
         for (const job of done) this.#restore(job.shard, job.taken);
@@ -1068,6 +1106,15 @@ export class PodCore implements ExitParticipant {
         this.#written(job);
       } catch (error) {
         this.#restore(shard, job.taken);
+        errors.push(error);
+      }
+    }
+    if (this.#unflushed) {
+      // Renames of an asynchronous sync whose directory flush failed.
+      try {
+        fs.syncDirSync(this.dir);
+        this.#unflushed = false;
+      } catch (error) {
         errors.push(error);
       }
     }

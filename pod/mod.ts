@@ -66,9 +66,11 @@
  *   is looked up that is not among those read (which reads them all). See
  *   {@linkcode PodOptions.lazy}.
  * - A sync rewrites only the shards holding dirty keys, each with an
- *   atomic write (temporary file, fsync, rename, directory fsync), several
- *   at a time; a shard left empty is deleted. Room freed by deletes in
- *   older shards is not reused: new keys always go to the last shard.
+ *   atomic write (temporary file, fsync, rename), several at a time, then
+ *   flushes the directory once, which makes all the renames durable before
+ *   `sync()` resolves; a shard left empty is deleted. Room freed by
+ *   deletes in older shards is not reused: new keys always go to the last
+ *   shard.
  *
  * ## Why a crash leaves a consistent pod
  *

@@ -473,8 +473,10 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * other's changes with stale ones (a path open as a progress tracker is a
  * `TypeError`: open it with `openTracker`). A pod open for writing in another
  * process or Worker is a {@linkcode PodLockedError}, unless `readOnly` is
- * set. A damaged shard file is a `CorruptFileError` naming it; nothing is
- * written then.
+ * set. Opening reads the header of each shard file and the first file's
+ * records; the others are read when needed (see {@linkcode PodOptions.lazy}).
+ * A damaged shard file is a `CorruptFileError` naming it, when it is read;
+ * it is never written over.
  *
  * @example Create, fill, reopen
  * ```ts

@@ -555,3 +555,63 @@ Deno.test("a file where the pod directory should be is an error", async () => {
   await assert.rejects(openPod(join(dir, "file")));
   assert.equal(Deno.readTextFileSync(join(dir, "file")), "x");
 });
+
+Deno.test("new shards: dirty keys, deletes, re-inserts and a failed first sync are counted exactly", async () => {
+  const dir = await tempDir();
+  await using pod = await openPod<number>(dir, { fileSize: 4, syncAt: 7 });
+  pod.hold(); // no automatic sync while the counts are checked
+  for (let i = 0; i < 6; i++) pod.set(`k${i}`, i); // shards 0 (k0–k3) and 1 (k4, k5)
+  pod.delete("k1");
+  pod.set("k1", 11); // back into shard 0, at the end of the order
+  pod.delete("k5");
+  pod.set("k2", 22);
+  assert.deepEqual([...pod.dirty()].sort(), ["k0", "k1", "k2", "k3", "k4", "k5"]);
+  await injectFaults([{ op: "rename", path: "shard-000000" }], async () => {
+    await assert.rejects(pod.sync(), AtomicWriteError);
+  });
+  // Shard 1 was written; shard 0 is new and dirty as a whole again.
+  assert.deepEqual([...pod.dirty()].sort(), ["k0", "k1", "k2", "k3"]);
+  pod.set("k6", 6); // shard 1 (written): one more dirty key
+  assert.deepEqual([...pod.dirty()].sort(), ["k0", "k1", "k2", "k3", "k6"]);
+  await pod.unhold(); // 5 dirty keys: below syncAt, nothing written
+  assert.equal(pod.dirty().size, 5);
+  pod.set("k7", 7); // shard 1, now full
+  pod.set("k8", 8); // shard 2, new: 7 dirty keys reach syncAt
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  await pod.sync(); // waits for the automatic one
+  assert.equal(pod.dirty().size, 0);
+  await pod.close();
+  await using again = await openPod<number>(dir);
+  assert.deepEqual([...again.entries()], [
+    ["k0", 0],
+    ["k2", 22],
+    ["k3", 3],
+    ["k4", 4],
+    ["k1", 11],
+    ["k6", 6],
+    ["k7", 7],
+    ["k8", 8],
+  ]);
+});
+
+Deno.test("after a failed directory flush, the next sync flushes again even with nothing to write", async () => {
+  const dir = await tempDir();
+  await using pod = await openPod<{ n: number }>(dir);
+  pod.set("a", { n: 1 });
+  await pod.sync();
+  pod.get("a")!.n = 2;
+  await injectFaults([{ op: "dirFsync" }], async () => {
+    await assert.rejects(pod.sync());
+  });
+  assert.deepEqual([...pod.dirty()], ["a"]);
+  // The file already holds {"n":2}: the sync compares, writes nothing, and
+  // still flushes the directory, which the rename needs to be durable.
+  await injectFaults([], async (log) => {
+    await pod.sync();
+    assert.ok(log.calls.some((call) => call.startsWith("dirFsync")), log.calls.join("; "));
+    assert.ok(!log.calls.some((call) => call.startsWith("rename")), log.calls.join("; "));
+  });
+  assert.equal(pod.dirty().size, 0);
+  await pod.sync();
+  assert.equal(JSON.parse(read(dir, "shard-000000.json"))[1][2].n, 2);
+});

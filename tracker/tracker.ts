@@ -230,6 +230,11 @@ export function stateOfTracker(tracker: ProgressTracker<object>): TrackerState {
  * happens every `syncAt` changes, on close, at exit and on SIGINT/SIGTERM.
  * A try counted but not synced before a crash is simply not counted.
  *
+ * Each shard file's header holds the counts of its tasks, so reopening a
+ * tracker of a million tasks reads only those headers (milliseconds): the
+ * counts are ready at once, and the entries are read as the `todo…`/`try…`
+ * iterators and runs reach them (see the pod's `lazy` option).
+ *
  * In one thread, a directory is open either as a tracker or as a plain
  * pod, never both at once (a `TypeError`): a plain handle would change
  * entries behind the tracker's counters.
