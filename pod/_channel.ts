@@ -60,6 +60,8 @@ export interface ErrorPayload {
   readonly name: string;
   readonly message: string;
   readonly path?: string;
+  /** The error's own fields with primitive values (`format`, `offset`, `step`, …). */
+  readonly fields?: Record<string, string | number | boolean>;
 }
 
 /** Allocates the buffers of a channel with `slots` clients of `slotSize` bytes each. */

@@ -1,4 +1,10 @@
-import { AtomicStoreError } from "../_internal/errors.ts";
+import {
+  AtomicStoreError,
+  AtomicWriteError,
+  CorruptFileError,
+  FileLockError,
+  FileLockTimeoutError,
+} from "../_internal/errors.ts";
 import {
   ChannelClient,
   ChannelClosedError,
@@ -10,6 +16,7 @@ import {
   type Outcome,
 } from "./_channel.ts";
 import type { PodCore } from "./_core.ts";
+import { PodLockedError } from "./errors.ts";
 import {
   entriesOf,
   openPod,
@@ -125,13 +132,17 @@ function methodOf(
 }
 
 function toPayload(error: unknown): ErrorPayload {
-  if (error instanceof Error) {
-    return {
-      name: error.name,
-      message: error.message,
-      path: error instanceof AtomicStoreError ? error.path : undefined,
-    };
+  if (error instanceof AtomicStoreError) {
+    const fields: Record<string, string | number | boolean> = {};
+    for (const [field, value] of Object.entries(error)) {
+      if (field === "path" || field === "name" || field === "message") continue;
+      if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") {
+        fields[field] = value;
+      }
+    }
+    return { name: error.name, message: error.message, path: error.path, fields };
   }
+  if (error instanceof Error) return { name: error.name, message: error.message };
   return { name: "Error", message: String(error) };
 }
 
@@ -144,10 +155,27 @@ const BUILT_IN_ERRORS: Record<string, ErrorConstructor> = {
   URIError,
 };
 
+/** The library's errors a client can receive, by name, so that `instanceof` works across threads. */
+const STORE_ERRORS: Record<string, { prototype: AtomicStoreError }> = {
+  AtomicStoreError,
+  CorruptFileError,
+  AtomicWriteError,
+  FileLockError,
+  FileLockTimeoutError,
+  PodLockedError,
+};
+
+/**
+ * Makes an error like the one thrown on the other side: the same class
+ * for the library's own errors (with their fields) and the built-in ones.
+ */
 function fromPayload(payload: ErrorPayload): Error {
   if (payload.path !== undefined) {
     const error = new AtomicStoreError(payload.path, payload.message);
+    const type = STORE_ERRORS[payload.name];
+    if (type) Object.setPrototypeOf(error, type.prototype);
     error.name = payload.name;
+    Object.assign(error, payload.fields);
     return error;
   }
   const type = BUILT_IN_ERRORS[payload.name];

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { ask, startWorker as startTestWorker } from "../_testing/worker.ts";
 import { tempDir } from "../_testing/fs.ts";
 import { openPod, SharedPod, type SharedPodHandle } from "./mod.ts";
@@ -176,5 +177,33 @@ Deno.test("clients beyond maxClients are refused", async () => {
   } finally {
     worker.terminate();
     second.terminate();
+  }
+});
+
+Deno.test("a library error reaches a Worker with its class and fields", async () => {
+  const dir = await tempDir();
+  {
+    await using pod = await openPod<number>(dir, { fileSize: 1 });
+    pod.update({ first: 1, last: 2 });
+  }
+  // Damage the second shard's records; its header stays readable, so the
+  // lazy open succeeds and the damage shows when the shard is read.
+  const damaged = join(dir, "shard-000001.json");
+  const text = Deno.readTextFileSync(damaged);
+  Deno.writeTextFileSync(damaged, text.slice(0, text.indexOf("\n") + 4));
+  await using pod = await SharedPod.open(dir);
+  const worker = startWorker("proxy_worker.ts");
+  try {
+    await ask(worker, { handle: pod.handle });
+    const reply = await ask<Reply>(worker, { step: "readDamaged" });
+    assert.deepEqual(reply.value, {
+      corrupt: true,
+      storeError: true,
+      name: "CorruptFileError",
+      path: damaged,
+      format: "json",
+    });
+  } finally {
+    worker.terminate();
   }
 });

@@ -1,7 +1,7 @@
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
 // Runs the steps the test sends, one message each, and reports the outcome.
-import { SharedPod, type SharedPodHandle } from "../mod.ts";
+import { AtomicStoreError, CorruptFileError, SharedPod, type SharedPodHandle } from "../mod.ts";
 
 let pod: SharedPod | undefined;
 
@@ -35,6 +35,19 @@ const steps: Record<string, (pod: SharedPod) => unknown> = {
   unlock: (pod) => (pod.unlock(), "unlocked"),
   close: async (pod) => (await pod.close(), "closed"),
   afterClose: (pod) => pod.get("foo"),
+  readDamaged: (pod) => {
+    try {
+      return pod.get("last");
+    } catch (error) {
+      return {
+        corrupt: error instanceof CorruptFileError,
+        storeError: error instanceof AtomicStoreError,
+        name: (error as Error).name,
+        path: (error as CorruptFileError).path,
+        format: (error as CorruptFileError).format,
+      };
+    }
+  },
 };
 
 self.onmessage = async (
