@@ -141,17 +141,12 @@ export interface ShardSummarizer {
   /** The summary of the values of one shard: a small JSON value. */
   summarize(values: readonly unknown[]): unknown;
   /**
-   * Called when shards are read after open, with their entries (keys and
-   * entries, in order), the summaries their headers gave (`undefined`
-   * where none), and the values of entries read before that lost to a
-   * record of the same key in these shards.
+   * Called when shards are read after open, with their new entries (keys
+   * and entries, in order) and the summaries their headers gave
+   * (`undefined` where none), which also counted any record dropped as a
+   * copy of a key read before.
    */
-  loaded(
-    keys: readonly string[],
-    entries: readonly Entry[],
-    summaries: readonly unknown[],
-    superseded: readonly unknown[],
-  ): void;
+  loaded(keys: readonly string[], entries: readonly Entry[], summaries: readonly unknown[]): void;
 }
 
 interface LoadedShard {
@@ -330,6 +325,8 @@ export class PodCore implements ExitParticipant {
   #unreadSize = 0;
   /** The last key in `#entries` while shards remain to read: where walks read on. */
   #lastKey: string | undefined;
+  /** Keys deleted while shards remain to read: a copy of one in those shards stays deleted. */
+  #erased = new Set<string>();
 
   #lock: FileLock | undefined;
   #shards = new Map<number, Shard>();
@@ -451,6 +448,7 @@ export class PodCore implements ExitParticipant {
     this.#nextGroup = 0;
     this.#unreadSize = 0;
     this.#lastKey = undefined;
+    this.#erased = new Set();
     const ranged: { item: LoadedShard; low: number; high: number }[] = [];
     let maxSeq = -1;
     for (const item of loaded.shards) {
@@ -522,10 +520,10 @@ export class PodCore implements ExitParticipant {
     const entries = this.#entries;
     const checked = this.format.format === "json";
     const lists = new Map(shards.map((shard) => [shard, [] as Entry[]]));
-    const keys: string[] = new Array(records.length);
-    const added: Entry[] = new Array(records.length);
-    /** Keys that an earlier record (in an earlier file) held too, with that entry. */
-    const moved: [string, Entry][] = [];
+    const keys: string[] = [];
+    const added: Entry[] = [];
+    /** Records of keys read before from another file (or deleted since). */
+    const dropped: [string, Shard][] = [];
     let lastKey = this.#lastKey;
     let i = 0;
     try {
@@ -533,64 +531,31 @@ export class PodCore implements ExitParticipant {
         const [key, seq, value] = records[i];
         const shard = shardOf(i);
         const existing = entries.get(key);
-        let entry: Entry;
-        if (existing === undefined) {
-          entry = { key, value, seq, shard, checked };
-          entries.set(key, entry);
-          lastKey = key;
-        } else {
-          if (existing.shard === shard) {
+        if (existing !== undefined || (later && this.#erased.has(key))) {
+          if (existing?.shard === shard) {
             throw new CorruptFileError(this.#fileOf(shard), this.format.format, {
               detail: `key ${JSON.stringify(key)} appears twice in it`,
             });
           }
           // A key in two files happens only when files were copied or
-          // edited by hand. The later record's value wins; the key keeps
-          // its place (and sequence number), which walks already passed,
-          // and moves to the later file. The earlier file is rewritten
-          // without it at the next sync.
-          entry = { key, value, seq: existing.seq, shard, checked };
-          moved.push([key, existing]);
-          entries.set(key, entry);
+          // edited by hand. The record read first wins, lazily or not:
+          // the program may have used, changed or deleted it since. This
+          // file is rewritten without the other at the next sync.
+          dropped.push([key, shard]);
+          continue;
         }
-        keys[i] = key;
-        added[i] = entry;
+        const entry: Entry = { key, value, seq, shard, checked };
+        entries.set(key, entry);
+        lastKey = key;
+        keys.push(key);
+        added.push(entry);
         lists.get(shard)!.push(entry);
       }
     } catch (error) {
-      const restored = new Set<string>();
-      for (const [key, entry] of moved) {
-        if (!lists.has(entry.shard) && !restored.has(key)) {
-          entries.set(key, entry); // keeps its place
-          restored.add(key);
-        }
-      }
-      for (let j = 0; j < i; j++) if (!restored.has(keys[j])) entries.delete(keys[j]);
+      for (const key of keys) entries.delete(key);
       throw error;
     }
-    let live = keys;
-    let liveEntries = added;
-    const superseded: unknown[] = [];
-    if (moved.length > 0) {
-      live = keys.filter((key, j) => entries.get(key) === added[j]);
-      liveEntries = live.map((key) => entries.get(key)!);
-    }
-    for (const [key, existing] of moved) {
-      if (lists.has(existing.shard)) {
-        // Both in this group: drop the earlier record from its list.
-        const list = lists.get(existing.shard)!;
-        list.splice(list.indexOf(existing), 1);
-      } else {
-        existing.shard.entries.delete(existing);
-        superseded.push(existing.value);
-      }
-      if (!this.readOnly) {
-        // Both files are rewritten: the earlier without the key, the later
-        // with the key's sequence number.
-        this.#markChanged(existing.shard, key);
-        this.#markChanged(entries.get(key)!.shard, key);
-      }
-    }
+    if (!this.readOnly) { for (const [key, shard] of dropped) this.#markChanged(shard, key); }
     const summaries: unknown[] = [];
     group.shards.forEach((item, i) => {
       const shard = shards[i];
@@ -604,9 +569,8 @@ export class PodCore implements ExitParticipant {
     });
     this.#lastKey = lastKey;
     this.#nextGroup++;
-    if (later && this.summarizer) {
-      this.summarizer.loaded(live, liveEntries, summaries, superseded);
-    }
+    if (!this.partial) this.#erased.clear();
+    if (later && this.summarizer) this.summarizer.loaded(keys, added, summaries);
   }
 
   /** Reads groups until one adds an entry at the end (or none is left). */
@@ -660,15 +624,19 @@ export class PodCore implements ExitParticipant {
    */
   *walk(): Generator<[string, Entry], void, undefined> {
     const generation = this.generation;
-    for (const pair of this.#entries) {
+    const still = () => {
       if (this.generation !== generation) {
         throw new TypeError(
           `pod "${this.path}" was reverted during this iteration; start a new one`,
         );
       }
+    };
+    for (const pair of this.#entries) {
+      still();
       if (pair[0] === this.#lastKey && this.#nextGroup < this.#groups.length) this.#readOn();
       yield pair;
     }
+    still();
   }
 
   /** The entries of the shards read so far, in order; reads nothing. */
@@ -770,7 +738,10 @@ export class PodCore implements ExitParticipant {
 
   #remove(key: string, entry: Entry): void {
     // The last entry read marks where a walk reads on: read on first.
-    if (key === this.#lastKey && this.partial) this.#readOn();
+    if (this.partial) {
+      if (key === this.#lastKey) this.#readOn();
+      if (this.partial) this.#erased.add(key);
+    }
     this.#entries.delete(key);
     const shard = entry.shard;
     shard.entries.delete(entry);
@@ -858,13 +829,19 @@ export class PodCore implements ExitParticipant {
     if (this.readOnly) return Promise.resolve();
     return this.#enqueue(() => {
       const shard = this.#entries.get(key)?.shard ?? this.#ghostOf.get(key);
-      return shard && this.#pending.has(shard) ? this.#writeShards([shard]) : Promise.resolve();
+      if (shard && this.#pending.has(shard)) return this.#writeShards([shard]);
+      return this.#unflushed ? this.#writeShards([]) : Promise.resolve();
     });
   }
 
   /** Drops unsynced changes and reloads from disk. */
   revert(): Promise<void> {
     return this.#enqueue(async () => {
+      // What is reloaded must be what a crash would leave.
+      if (this.#unflushed) {
+        await fs.syncDir(this.dir);
+        this.#unflushed = false;
+      }
       this.#install(
         await readPodDir(this.dir, this.path, this.format, this.options.lazy && !this.readOnly),
       );
@@ -1033,8 +1010,14 @@ export class PodCore implements ExitParticipant {
         if (job.unlessSame) {
           const current = await this.#readRaw(file);
           if (current && sameBytes(current, job.unlessSame)) {
-            this.#written(job);
-            this.#inFlight.delete(shard);
+            // The file holds these bytes; after a failed directory flush
+            // they may not be durable yet: then they wait for this one.
+            if (this.#unflushed) {
+              done.push(job);
+            } else {
+              this.#inFlight.delete(shard);
+              this.#written(job);
+            }
             return;
           }
         }
@@ -1058,16 +1041,19 @@ export class PodCore implements ExitParticipant {
       // If it fails, each file is still whole (old or new version), and
       // the keys stay dirty for the next sync to write again (or, where
       // the file already holds their bytes, to flush again).
+      let flushed = false;
       try {
         this.#unflushed = true;
         await fs.syncDir(this.dir);
         this.#unflushed = false;
-        for (const job of done) this.#written(job);
+        flushed = true;
       } catch (error) {
-        for (const job of done) this.#restore(job.shard, job.taken);
         errors.push(error);
-      } finally {
-        for (const job of done) this.#inFlight.delete(job.shard);
+      }
+      for (const job of done) {
+        this.#inFlight.delete(job.shard);
+        if (flushed) this.#written(job);
+        else this.#restore(job.shard, job.taken);
       }
     }
     if (errors.length > 0) throw errors[0];
@@ -1128,9 +1114,10 @@ export class PodCore implements ExitParticipant {
   async closeHandle(): Promise<void> {
     if (!this.readOnly) {
       // Changes made while a sync is running are picked up by the next one.
-      for (let round = 0; round < 3 && this.#pending.size > 0; round++) await this.sync();
+      const waiting = () => this.#pending.size > 0 || this.#unflushed;
+      for (let round = 0; round < 3 && waiting(); round++) await this.sync();
       await this.#chain;
-      if (this.#pending.size > 0) this.flushSync();
+      if (waiting()) this.flushSync();
     }
     if (--this.handles > 0) return;
     this.closed = true;

@@ -712,28 +712,40 @@ Deno.test("revert on a lazy pod restores what was synced, read lazily again", as
   }
 });
 
-Deno.test("a key copied by hand into a later file: met once, then with the later value, in its first place", async () => {
+Deno.test("a key copied by hand into a later file: the record read first wins, lazily or not", async () => {
   for (const lazy of [true, false]) {
-    const dir = await tempDir();
-    Deno.writeTextFileSync(
-      join(dir, shardName(0)),
-      '[{"pod":1,"n":2,"seq":[0,1]},\n["a",0,"old"],\n["b",1,2]]\n',
-    );
-    Deno.writeTextFileSync(
-      join(dir, shardName(1)),
-      '[{"pod":1,"n":2,"seq":[5,6]},\n["a",5,"new"],\n["c",6,3]]\n',
-    );
-    {
-      await using pod = await openPod(dir, { lazy });
-      // A lazy walk meets "a" before it reads the later file: it sees the
-      // earlier value then, and does not meet "a" again.
-      assert.deepEqual([...pod.keys()], ["a", "b", "c"], `lazy: ${lazy}`);
-      assert.deepEqual([...pod.entries()], [["a", "new"], ["b", 2], ["c", 3]], `lazy: ${lazy}`);
-      assert.equal(pod.size, 3);
-    } // the sync moves "a" out of shard 0 for good
-    await using again = await openPod(dir, { lazy });
-    assert.deepEqual([...again.entries()], [["a", "new"], ["b", 2], ["c", 3]]);
-    assert.equal(again.size, 3);
+    for (const action of ["none", "set", "delete", "delete+sync"] as const) {
+      const dir = await tempDir();
+      Deno.writeTextFileSync(
+        join(dir, shardName(0)),
+        '[{"pod":1,"n":2,"seq":[0,1]},\n["a",0,"old"],\n["b",1,2]]\n',
+      );
+      Deno.writeTextFileSync(
+        join(dir, shardName(1)),
+        '[{"pod":1,"n":2,"seq":[5,6]},\n["a",5,"copy"],\n["c",6,3]]\n',
+      );
+      const expected: [string, unknown][] = [["a", "old"], ["b", 2], ["c", 3]];
+      {
+        await using pod = await openPod(dir, { lazy });
+        if (action === "set") {
+          pod.set("a", "mine");
+          expected[0][1] = "mine";
+        }
+        if (action.startsWith("delete")) {
+          pod.delete("a");
+          expected.shift();
+        }
+        if (action === "delete+sync") await pod.sync();
+        const what = `lazy: ${lazy}, ${action}`;
+        assert.deepEqual([...pod.keys()], expected.map(([key]) => key), what);
+        assert.deepEqual([...pod.entries()], expected, what);
+        assert.equal(pod.size, expected.length, what);
+      } // the sync leaves "a" in one file at most
+      await using again = await openPod(dir, { lazy });
+      assert.deepEqual([...again.entries()], expected, `reopened, lazy: ${lazy}, ${action}`);
+      assert.equal(again.size, expected.length);
+      assert.ok(!read(dir, shardName(1)).includes('"a"'));
+    }
   }
 });
 
@@ -753,4 +765,35 @@ Deno.test("a revert during an iteration ends it with a TypeError", async () => {
   }, (error: unknown) => error instanceof TypeError && /reverted/.test(error.message));
   assert.deepEqual(seen, ["k0", "k1", "k2"]);
   assert.equal([...reopened.keys()].length, 30);
+});
+
+Deno.test("update reads the shards it needs before changing anything", async () => {
+  const dir = await tempDir();
+  {
+    await using pod = await openPod<number>(dir, { fileSize: 2 });
+    pod.update({ a: 1, b: 2, c: 3, d: 4 });
+  }
+  const damaged = join(dir, shardName(1));
+  const text = Deno.readTextFileSync(damaged);
+  Deno.writeTextFileSync(damaged, `${text.slice(0, text.indexOf("\n") + 1)}garbage`);
+  const before = snapshot(dir);
+  const pod = await openPod<number>(dir);
+  assert.throws(() => pod.update({ a: 10, z: 26 }), CorruptFileError);
+  assert.equal(pod.get("a"), 1);
+  assert.equal(pod.dirty().size, 0);
+  await pod.close();
+  assert.deepEqual(snapshot(dir), before);
+});
+
+Deno.test("a revert while an iteration waits on its last entry ends it with a TypeError", async () => {
+  const dir = await tempDir();
+  {
+    await using pod = await openPod<number>(dir, { fileSize: 2 });
+    pod.update({ a: 1, b: 2, c: 3 });
+  }
+  await using pod = await openPod<number>(dir, { fileSize: 2 });
+  const keys = pod.keys();
+  for (let i = 0; i < 3; i++) keys.next();
+  await pod.revert();
+  assert.throws(() => keys.next(), TypeError);
 });

@@ -282,6 +282,7 @@ export class Pod<V = unknown> implements AsyncDisposable, Iterable<[string, V]> 
     for (const [key, value] of pairs) {
       checkKey(key);
       core.check(key, value);
+      core.find(key); // reads shards not read yet now, before any change
     }
     for (const [key, value] of pairs) core.set(key, value);
   }

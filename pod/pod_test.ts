@@ -615,3 +615,31 @@ Deno.test("after a failed directory flush, the next sync flushes again even with
   await pod.sync();
   assert.equal(JSON.parse(read(dir, "shard-000000.json"))[1][2].n, 2);
 });
+
+Deno.test("after failed directory flushes, close and revert flush before they finish", async () => {
+  const dir = await tempDir();
+  const pod = await openPod<{ n: number }>(dir);
+  pod.set("a", { n: 1 });
+  await pod.sync();
+  pod.get("a")!.n = 2;
+  await injectFaults([{ op: "dirFsync", times: 2 }], async () => {
+    await assert.rejects(pod.sync()); // renamed, not flushed
+    await assert.rejects(pod.sync()); // same bytes: waits for a flush, which fails again
+  });
+  assert.deepEqual([...pod.dirty()], ["a"]);
+  await injectFaults([], async (log) => {
+    await pod.revert();
+    assert.ok(log.calls.some((call) => call.startsWith("dirFsync")), log.calls.join("; "));
+  });
+  assert.equal(pod.get("a")!.n, 2);
+  pod.get("a")!.n = 3;
+  await injectFaults([{ op: "dirFsync" }], async () => {
+    await assert.rejects(pod.sync());
+  });
+  await injectFaults([], async (log) => {
+    await pod.close();
+    assert.ok(log.calls.some((call) => call.startsWith("dirFsync")), log.calls.join("; "));
+  });
+  await using again = await openPod<{ n: number }>(dir);
+  assert.equal(again.get("a")!.n, 3);
+});

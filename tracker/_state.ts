@@ -205,10 +205,9 @@ export class TrackerState {
       for (const value of values) countInto(counts, value as Partial<Raw> | null);
       return counts;
     },
-    loaded: (keys, entries, summaries, superseded) => {
+    loaded: (keys, entries, summaries) => {
       const expected: Counts = [0, 0, 0];
       for (const summary of summaries) addCounts(expected, summary);
-      for (const value of superseded) countInto(expected, value as Partial<Raw> | null);
       const [done, tried, aborted, problem] = this.#scan(keys, entries);
       this.done += done - expected[0];
       this.tried += tried - expected[1];

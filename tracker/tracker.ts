@@ -433,6 +433,7 @@ export class ProgressTracker<T extends object = Record<string, unknown>> extends
       checkKey(key);
       checkInput(key, data);
       core.check(key, data);
+      core.find(key); // reads shards not read yet now, before any change
     }
     const state = this.#state;
     for (const [key, data] of pairs) {
