@@ -161,7 +161,7 @@ interface LoadedShard {
 /** Shards whose sequence numbers overlap, read together; groups follow each other in order. */
 interface Group {
   readonly shards: LoadedShard[];
-  readonly low: number;
+  /** The highest sequence number in the group's shards. */
   high: number;
 }
 
@@ -483,7 +483,7 @@ export class PodCore implements ExitParticipant {
         group.shards.push(item);
         if (high > group.high) group.high = high;
       } else {
-        this.#groups.push({ shards: [item], low, high });
+        this.#groups.push({ shards: [item], high });
       }
       if (item.records !== undefined) last = this.#groups.length - 1;
     }

@@ -35,7 +35,10 @@ export interface PodOptions<V = unknown> {
    * Open without taking the writer lock: reads work, every change is a
    * `TypeError`. In a thread where the pod is open for writing, the view
    * is live; elsewhere it is a snapshot of what was last synced, which
-   * {@linkcode Pod.revert} refreshes. Default `false`.
+   * {@linkcode Pod.revert} refreshes. Values read through a read-only
+   * handle are the pod's own objects, not copies: treat them as read-only
+   * too (a change to one would reach the writer's view without being
+   * marked for the next sync). Default `false`.
    */
   readOnly?: boolean;
   /**
