@@ -97,6 +97,39 @@ Deno.test("two Workers running run() on one shared tracker share the work", asyn
   }
 });
 
+Deno.test("a shared tracker opened lazily over many shards: Workers run every task once", async () => {
+  const dir = await tempDir();
+  {
+    await using tracker = await openTracker(dir, { fileSize: 20 });
+    tracker.addMany(Array.from({ length: 600 }, (_, i) => `t${i}`));
+    for (let i = 0; i < 600; i += 3) tracker.markDone(`t${i}`); // 200 done before
+  }
+  await using shared = await SharedTracker.open<{ by: string }>(dir, { maxTries: 3 });
+  assert.equal(shared.size, 600); // from the shard headers
+  assert.equal(shared.numDone(), 200);
+  const reports: string[][] = [];
+  for (let round = 0; round < 3 && shared.numDone() < shared.size; round++) {
+    const workers = [startWorker("run_worker.ts"), startWorker("run_worker.ts")];
+    try {
+      const replies = await Promise.all(
+        workers.map((worker, index) =>
+          ask<{ seen: string[] }>(worker, { handle: shared.handle, name: `w${index}` })
+        ),
+      );
+      for (const reply of replies) reports.push(reply.seen);
+    } finally {
+      for (const worker of workers) worker.terminate();
+    }
+  }
+  assertNoRepeats(reports);
+  assert.ok(!reports.flat().some((seen) => Number(seen.slice(1, seen.indexOf("#"))) % 3 === 0));
+  assert.equal(shared.numDone(), 600);
+  await shared.close();
+  await using reopened = await openTracker(dir);
+  assert.equal(reopened.numDone(), 600);
+  assert.deepEqual([...reopened.todoKeys()], []);
+});
+
 interface Reply {
   ok: boolean;
   value?: unknown;
