@@ -158,11 +158,55 @@ interface LoadedShard {
   sorted: boolean;
 }
 
-/** Shards whose sequence numbers overlap, read together; groups follow each other in order. */
-interface Group {
-  readonly shards: LoadedShard[];
-  /** The highest sequence number in the group's shards. */
-  high: number;
+/** A shard in reading order, by its lowest sequence number. */
+interface Ordered {
+  readonly item: LoadedShard;
+  readonly low: number;
+}
+
+/** A binary min-heap of entries by sequence number. */
+class SeqHeap {
+  readonly #items: Entry[] = [];
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  peek(): Entry | undefined {
+    return this.#items[0];
+  }
+
+  push(entry: Entry): void {
+    const items = this.#items;
+    let i = items.push(entry) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (items[parent].seq <= entry.seq) break;
+      items[i] = items[parent];
+      i = parent;
+    }
+    items[i] = entry;
+  }
+
+  pop(): Entry | undefined {
+    const items = this.#items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length === 0 || last === undefined) return top;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= items.length) break;
+      const child = left + 1 < items.length && items[left + 1].seq < items[left].seq
+        ? left + 1
+        : left;
+      if (items[child].seq >= last.seq) break;
+      items[i] = items[child];
+      i = child;
+    }
+    items[i] = last;
+    return top;
+  }
 }
 
 interface Loaded {
@@ -318,9 +362,18 @@ export class PodCore implements ExitParticipant {
 
   /** The entries of the shards read so far, in sequence order. */
   #entries: Map<string, Entry> = new Map();
-  /** Groups of shards in sequence order; those from `#nextGroup` on are not read yet. */
-  #groups: Group[] = [];
-  #nextGroup = 0;
+  /** Shards by lowest sequence number; those from `#next` on are not read yet. */
+  #order: Ordered[] = [];
+  #next = 0;
+  /**
+   * Entries read but not in `#entries` yet: their sequence numbers come
+   * after the lowest of a shard not read yet, so their place in the order
+   * is further on. (A key deleted and set again before a sync goes back to
+   * its old shard with a new number, so one shard can span many.)
+   */
+  #deferred = new Map<string, Entry>();
+  /** The deferred entries by sequence number; entries no longer deferred are skipped. */
+  #deferredBySeq = new SeqHeap();
   /** The number of keys in shards not read yet. */
   #unreadSize = 0;
   /** The last key in `#entries` while shards remain to read: where walks read on. */
@@ -430,9 +483,10 @@ export class PodCore implements ExitParticipant {
   }
 
   /**
-   * Replaces the whole in-memory state with what was read from disk. Shards
-   * read only as far as their headers are grouped by sequence number and
-   * read later, in order, so that the entries stay in sequence order.
+   * Replaces the whole in-memory state with what was read from disk.
+   * Shards read only as far as their headers are ordered by their lowest
+   * sequence numbers and read later, one by one in that order, so that
+   * the entries stay in sequence order.
    */
   #install(loaded: Loaded): void {
     this.format = loaded.format;
@@ -444,12 +498,13 @@ export class PodCore implements ExitParticipant {
     this.#dirtyCount = 0;
     this.#tail = undefined;
     this.#autoThreshold = this.options.syncAt;
-    this.#groups = [];
-    this.#nextGroup = 0;
+    this.#order = [];
+    this.#next = 0;
+    this.#deferred = new Map();
+    this.#deferredBySeq = new SeqHeap();
     this.#unreadSize = 0;
     this.#lastKey = undefined;
     this.#erased = new Set();
-    const ranged: { item: LoadedShard; low: number; high: number }[] = [];
     let maxSeq = -1;
     for (const item of loaded.shards) {
       const shard = new Shard(item.index);
@@ -472,65 +527,49 @@ export class PodCore implements ExitParticipant {
         }
       }
       if (high > maxSeq) maxSeq = high;
-      ranged.push({ item, low, high });
+      this.#order.push({ item, low });
     }
     this.#nextSeq = maxSeq + 1;
-    ranged.sort((a, b) => a.low - b.low);
+    this.#order.sort((a, b) => a.low - b.low);
     let last = -1;
-    for (const { item, low, high } of ranged) {
-      const group = this.#groups.at(-1);
-      if (group && low <= group.high) {
-        group.shards.push(item);
-        if (high > group.high) group.high = high;
-      } else {
-        this.#groups.push({ shards: [item], high });
-      }
-      if (item.records !== undefined) last = this.#groups.length - 1;
-    }
-    // Records already read are installed now, with every group before them.
-    while (this.#nextGroup <= last || (this.#nextGroup === 0 && this.#groups.length > 0)) {
-      this.#readGroup(false);
+    this.#order.forEach(({ item }, i) => {
+      if (item.records !== undefined) last = i;
+    });
+    // Records already read are installed now, with every shard before them.
+    while (this.#next <= last || (this.#next === 0 && this.#order.length > 0)) {
+      this.#readShard(false);
     }
   }
 
   /**
-   * Reads and installs the next group of shards. `later` says that the
-   * group is read after open, when the summarizer has counted its headers.
-   * A key twice in one file is a `CorruptFileError`, and the group stays
-   * unread.
+   * Reads the next shard in order and places its entries, with those
+   * deferred before, whose sequence numbers come before the next shard's
+   * lowest; the others wait in `#deferred`. `later` says that the shard is
+   * read after open, when the summarizer has counted its header. A key
+   * twice in one file is a `CorruptFileError`, and the shard stays unread.
    */
-  #readGroup(later: boolean): void {
-    const group = this.#groups[this.#nextGroup];
-    for (const item of group.shards) readRecords(item, this.format);
-    const shards = group.shards.map((item) => this.#shards.get(item.index)!);
-    let records: readonly ShardRecord[];
-    let shardOf: (i: number) => Shard;
-    if (group.shards.length === 1 && group.shards[0].sorted) {
-      records = group.shards[0].records!;
-      shardOf = () => shards[0];
-    } else {
-      const ordered: [ShardRecord, Shard][] = [];
-      group.shards.forEach((item, i) => {
-        for (const record of item.records!) ordered.push([record, shards[i]]);
-      });
-      ordered.sort((a, b) => a[0][1] - b[0][1]);
-      records = ordered.map((pair) => pair[0]);
-      shardOf = (i) => ordered[i][1];
-    }
+  #readShard(later: boolean): void {
+    const { item } = this.#order[this.#next];
+    readRecords(item, this.format);
+    const shard = this.#shards.get(item.index)!;
+    const frontier = this.#next + 1 < this.#order.length
+      ? this.#order[this.#next + 1].low
+      : Infinity;
+    let records = item.records!;
+    if (!item.sorted) records = [...records].sort((a, b) => a[1] - b[1]);
     const entries = this.#entries;
+    const deferred = this.#deferred;
     const checked = this.format.format === "json";
-    const lists = new Map(shards.map((shard) => [shard, [] as Entry[]]));
+    // Straight to the end of the order when nothing waits and the whole
+    // shard comes before the next one: the usual case.
+    const direct = deferred.size === 0 && (records.length === 0 || records.at(-1)![1] < frontier);
     const keys: string[] = [];
     const added: Entry[] = [];
     /** Records of keys read before from another file (or deleted since). */
-    const dropped: [string, Shard][] = [];
-    let lastKey = this.#lastKey;
-    let i = 0;
+    const dropped: string[] = [];
     try {
-      for (; i < records.length; i++) {
-        const [key, seq, value] = records[i];
-        const shard = shardOf(i);
-        const existing = entries.get(key);
+      for (const [key, seq, value] of records) {
+        const existing = entries.get(key) ?? deferred.get(key);
         if (existing !== undefined || (later && this.#erased.has(key))) {
           if (existing?.shard === shard) {
             throw new CorruptFileError(this.#fileOf(shard), this.format.format, {
@@ -541,52 +580,65 @@ export class PodCore implements ExitParticipant {
           // edited by hand. The record read first wins, lazily or not:
           // the program may have used, changed or deleted it since. This
           // file is rewritten without the other at the next sync.
-          dropped.push([key, shard]);
+          dropped.push(key);
           continue;
         }
         const entry: Entry = { key, value, seq, shard, checked };
-        entries.set(key, entry);
-        lastKey = key;
+        if (direct) {
+          entries.set(key, entry);
+        } else {
+          deferred.set(key, entry);
+          this.#deferredBySeq.push(entry);
+        }
         keys.push(key);
         added.push(entry);
-        lists.get(shard)!.push(entry);
       }
     } catch (error) {
-      for (const key of keys) entries.delete(key);
+      for (const key of keys) {
+        if (!entries.delete(key)) deferred.delete(key); // left in the heap, skipped
+      }
       throw error;
     }
-    if (!this.readOnly) { for (const [key, shard] of dropped) this.#markChanged(shard, key); }
-    const summaries: unknown[] = [];
-    group.shards.forEach((item, i) => {
-      const shard = shards[i];
-      shard.entries = new ShardEntries(lists.get(shard));
-      if (shard.header !== undefined) {
-        this.#unreadSize -= shard.header.n!;
-        summaries.push(this.summarizer && shard.header.summary?.[this.summarizer.name]);
-        shard.header = undefined;
+    if (direct) {
+      if (keys.length > 0) this.#lastKey = keys.at(-1);
+    } else {
+      const bySeq = this.#deferredBySeq;
+      while (bySeq.size > 0 && bySeq.peek()!.seq < frontier) {
+        const entry = bySeq.pop()!;
+        if (deferred.get(entry.key) !== entry) continue; // deleted meanwhile
+        deferred.delete(entry.key);
+        entries.set(entry.key, entry);
+        this.#lastKey = entry.key;
       }
-      item.records = undefined; // the entries hold what is needed now
-    });
-    this.#lastKey = lastKey;
-    this.#nextGroup++;
+    }
+    if (!this.readOnly) { for (const key of dropped) this.#markChanged(shard, key); }
+    shard.entries = new ShardEntries(added);
+    let summary: unknown;
+    if (shard.header !== undefined) {
+      this.#unreadSize -= shard.header.n!;
+      summary = this.summarizer && shard.header.summary?.[this.summarizer.name];
+      shard.header = undefined;
+    }
+    item.records = undefined; // the entries hold what is needed now
+    this.#next++;
     if (!this.partial) this.#erased.clear();
-    if (later && this.summarizer) this.summarizer.loaded(keys, added, summaries);
+    if (later && this.summarizer) this.summarizer.loaded(keys, added, [summary]);
   }
 
-  /** Reads groups until one adds an entry at the end (or none is left). */
+  /** Reads shards until one adds an entry at the end (or none is left). */
   #readOn(): void {
     const size = this.#entries.size;
-    do this.#readGroup(true); while (this.#entries.size === size && this.partial);
+    do this.#readShard(true); while (this.#entries.size === size && this.partial);
   }
 
   /** Whether some shards have not been read yet. */
   get partial(): boolean {
-    return this.#nextGroup < this.#groups.length;
+    return this.#next < this.#order.length;
   }
 
   /** Reads every shard not read yet. */
   readAll(): void {
-    while (this.#nextGroup < this.#groups.length) this.#readGroup(true);
+    while (this.#next < this.#order.length) this.#readShard(true);
   }
 
   /**
@@ -595,32 +647,29 @@ export class PodCore implements ExitParticipant {
    */
   unreadSummaries(name: string): unknown[] | undefined {
     const summaries: unknown[] = [];
-    for (let i = this.#nextGroup; i < this.#groups.length; i++) {
-      for (const item of this.#groups[i].shards) {
-        const summary = item.header.summary?.[name];
-        if (summary === undefined) return undefined;
-        summaries.push(summary);
-      }
+    for (let i = this.#next; i < this.#order.length; i++) {
+      const summary = this.#order[i].item.header.summary?.[name];
+      if (summary === undefined) return undefined;
+      summaries.push(summary);
     }
     return summaries;
   }
 
   /** The number of keys. */
   get size(): number {
-    return this.#entries.size + this.#unreadSize;
+    return this.#entries.size + this.#deferred.size + this.#unreadSize;
   }
 
   /** The entry of `key`, reading the shards not read yet if it is not among those read. */
   find(key: string): Entry | undefined {
-    const entry = this.#entries.get(key);
-    if (entry !== undefined || this.#nextGroup === this.#groups.length) return entry;
+    const entry = this.#entries.get(key) ?? this.#deferred.get(key);
+    if (entry !== undefined || this.#next === this.#order.length) return entry;
     this.readAll();
     return this.#entries.get(key);
   }
 
   /**
-   * The entries in order, reading each group of shards as the walk comes
-   * to it. A revert during the walk ends it with a `TypeError`.
+   * The entries in order, reading each shard as the walk comes to it. A revert during the walk ends it with a `TypeError`.
    */
   *walk(): Generator<[string, Entry], void, undefined> {
     const generation = this.generation;
@@ -633,15 +682,16 @@ export class PodCore implements ExitParticipant {
     };
     for (const pair of this.#entries) {
       still();
-      if (pair[0] === this.#lastKey && this.#nextGroup < this.#groups.length) this.#readOn();
+      if (pair[0] === this.#lastKey && this.#next < this.#order.length) this.#readOn();
       yield pair;
     }
     still();
   }
 
-  /** The entries of the shards read so far, in order; reads nothing. */
-  entriesRead(): IterableIterator<[string, Entry]> {
-    return this.#entries.entries();
+  /** The entries of the shards read so far (those placed in order first); reads nothing. */
+  *entriesRead(): IterableIterator<[string, Entry]> {
+    yield* this.#entries;
+    yield* this.#deferred;
   }
 
   /** Every entry, in order, with every shard read. */
@@ -739,10 +789,11 @@ export class PodCore implements ExitParticipant {
   #remove(key: string, entry: Entry): void {
     // The last entry read marks where a walk reads on: read on first.
     if (this.partial) {
-      if (key === this.#lastKey) this.#readOn();
+      if (this.#deferred.get(key) !== entry && key === this.#lastKey) this.#readOn();
       if (this.partial) this.#erased.add(key);
     }
-    this.#entries.delete(key);
+    if (this.#deferred.get(key) === entry) this.#deferred.delete(key); // left in the heap, skipped
+    else this.#entries.delete(key);
     const shard = entry.shard;
     shard.entries.delete(entry);
     shard.ghosts.add(key);
@@ -828,7 +879,8 @@ export class PodCore implements ExitParticipant {
   syncKey(key: string): Promise<void> {
     if (this.readOnly) return Promise.resolve();
     return this.#enqueue(() => {
-      const shard = this.#entries.get(key)?.shard ?? this.#ghostOf.get(key);
+      const shard = (this.#entries.get(key) ?? this.#deferred.get(key))?.shard ??
+        this.#ghostOf.get(key);
       if (shard && this.#pending.has(shard)) return this.#writeShards([shard]);
       return this.#unflushed ? this.#writeShards([]) : Promise.resolve();
     });

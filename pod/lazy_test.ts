@@ -797,3 +797,97 @@ Deno.test("a revert while an iteration waits on its last entry ends it with a Ty
   await pod.revert();
   assert.throws(() => keys.next(), TypeError);
 });
+
+Deno.test("keys deleted and set again in old shards: a lazy open still reads one shard, order kept", async () => {
+  const dir = await tempDir();
+  await fill(dir, 100, 10);
+  const model = new Map(range(0, 100).map((key, i) => [key, i]));
+  {
+    await using pod = await openPod<number>(dir, { fileSize: 10 });
+    // Each goes back to its old shard with a new, high sequence number.
+    for (const key of ["k0", "k35", "k1", "k77"]) {
+      pod.delete(key);
+      pod.set(key, -model.get(key)!);
+      model.delete(key);
+      model.set(key, -Number(key.slice(1)));
+    }
+  }
+  assert.ok(jsonHeader(read(dir, shardName(0))).seq![1] >= 100, "shard 0 spans the whole order");
+  const reads = countReads();
+  try {
+    const pod = await openPod<number>(dir);
+    assert.equal(reads.shards(), 1, `read at open: ${reads.whole}`);
+    assert.equal(pod.size, 100);
+    // Deferred entries are found without reading on.
+    assert.equal(pod.get("k1"), -1);
+    assert.equal(reads.shards(), 1);
+    const first: string[] = [];
+    for (const key of pod.keys()) {
+      first.push(key);
+      if (first.length === 12) break;
+    }
+    assert.deepEqual(first, [...model.keys()].slice(0, 12));
+    assert.equal(reads.shards(), 2);
+    // A deferred key deleted before its place comes up is gone from the walk.
+    pod.delete("k0");
+    model.delete("k0");
+    assert.deepEqual([...pod.entries()], [...model.entries()]);
+    assert.equal(pod.size, 99);
+    await pod.close();
+  } finally {
+    reads.restore();
+  }
+  await using again = await openPod<number>(dir);
+  assert.deepEqual([...again.entries()], [...model.entries()]);
+  await using eager = await openPod<number>(dir, { lazy: false, readOnly: true });
+  assert.deepEqual([...eager.entries()], [...model.entries()]);
+});
+
+Deno.test("random changes, partial walks and lazy reopens agree with a Map", async () => {
+  let seed = 42;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  for (let round = 0; round < 12; round++) {
+    const dir = await tempDir();
+    const model = new Map<string, number>();
+    let pod = await openPod<number>(dir, { fileSize: 4 });
+    for (let step = 0; step < 120; step++) {
+      const key = `k${random(40)}`;
+      const action = random(10);
+      if (action < 4) {
+        pod.set(key, step);
+        model.set(key, step);
+      } else if (action < 6) {
+        assert.equal(pod.delete(key), model.delete(key));
+      } else if (action < 7) {
+        // Delete and set again before a sync: back to its old shard.
+        pod.delete(key);
+        model.delete(key);
+        pod.set(key, -step);
+        model.set(key, -step);
+      } else if (action < 8) {
+        await pod.sync();
+      } else if (action < 9) {
+        await pod.close();
+        pod = await openPod<number>(dir, { fileSize: 4 });
+        assert.equal(pod.size, model.size, `round ${round}, step ${step}: size`);
+        // Walk part of the way, then check what a lookup sees.
+        let walked = 0;
+        const expected = [...model.keys()];
+        for (const walkedKey of pod.keys()) {
+          assert.equal(walkedKey, expected[walked], `round ${round}, step ${step}: walk`);
+          if (++walked === random(6)) break;
+        }
+        assert.equal(pod.get(key), model.get(key));
+      } else {
+        assert.equal(pod.has(key), model.has(key));
+      }
+    }
+    assert.deepEqual([...pod.entries()], [...model.entries()], `round ${round}`);
+    await pod.close();
+    await using again = await openPod<number>(dir);
+    assert.deepEqual([...again.entries()], [...model.entries()], `round ${round}, reopened`);
+  }
+});

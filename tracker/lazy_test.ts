@@ -427,3 +427,33 @@ Deno.test("a damaged shard in a lazy tracker: counts from the headers, a Corrupt
   const firstShard = read(dir, shardName(0));
   assert.match(firstShard, /"summary":\{"tracker":\[10,/);
 });
+
+Deno.test("tasks deleted and added again in old shards: counts and order after a lazy reopen", async () => {
+  const dir = await tempDir();
+  await fill(dir, 200, 10);
+  let expected: ReturnType<typeof counts>;
+  let order: string[];
+  {
+    await using tracker = await openTracker(dir, { fileSize: 10 });
+    for (const i of [0, 3, 57, 120]) {
+      tracker.delete(key(i)); // back to their old shards, at the end of the order
+      tracker.add(key(i));
+    }
+    tracker.markDone(key(3));
+    expected = counts(tracker);
+    order = [...tracker.keys()];
+  }
+  const reads = countReads();
+  try {
+    await using tracker = await openTracker(dir, { fileSize: 10 });
+    assert.ok(reads.shards() <= 1, `read at open: ${reads.whole}`);
+    assert.deepEqual(counts(tracker), expected);
+    assert.equal(tracker.isDone(key(3)), true); // a deferred entry, found without reading on
+    assert.ok(reads.shards() <= 1, `read after a lookup: ${reads.whole}`);
+    assert.deepEqual([...tracker.keys()], order);
+    assert.deepEqual(counts(tracker), expected);
+    assert.deepEqual(recount(tracker), expected);
+  } finally {
+    reads.restore();
+  }
+});
