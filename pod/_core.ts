@@ -597,6 +597,8 @@ export class PodCore implements ExitParticipant {
       for (const key of keys) {
         if (!entries.delete(key)) deferred.delete(key); // left in the heap, skipped
       }
+      this.#dropStaleDeferred();
+      item.records = undefined; // read the file again next time: it may have been mended
       throw error;
     }
     if (direct) {
@@ -611,7 +613,10 @@ export class PodCore implements ExitParticipant {
         this.#lastKey = entry.key;
       }
     }
-    if (!this.readOnly) { for (const key of dropped) this.#markChanged(shard, key); }
+    this.#dropStaleDeferred();
+    if (!this.readOnly) {
+      for (const key of dropped) this.#markChanged(shard, key);
+    }
     shard.entries = new ShardEntries(added);
     let summary: unknown;
     if (shard.header !== undefined) {
@@ -623,6 +628,13 @@ export class PodCore implements ExitParticipant {
     this.#next++;
     if (!this.partial) this.#erased.clear();
     if (later && this.summarizer) this.summarizer.loaded(keys, added, [summary]);
+  }
+
+  /** Empties the heap of deferred entries once none is deferred, so it holds no values. */
+  #dropStaleDeferred(): void {
+    if (this.#deferred.size === 0 && this.#deferredBySeq.size > 0) {
+      this.#deferredBySeq = new SeqHeap();
+    }
   }
 
   /** Reads shards until one adds an entry at the end (or none is left). */
@@ -792,8 +804,12 @@ export class PodCore implements ExitParticipant {
       if (this.#deferred.get(key) !== entry && key === this.#lastKey) this.#readOn();
       if (this.partial) this.#erased.add(key);
     }
-    if (this.#deferred.get(key) === entry) this.#deferred.delete(key); // left in the heap, skipped
-    else this.#entries.delete(key);
+    if (this.#deferred.get(key) === entry) {
+      this.#deferred.delete(key); // left in the heap, skipped
+      this.#dropStaleDeferred();
+    } else {
+      this.#entries.delete(key);
+    }
     const shard = entry.shard;
     shard.entries.delete(entry);
     shard.ghosts.add(key);

@@ -506,6 +506,14 @@ Deno.test("a key twice in one file is a CorruptFileError at read; the entries re
   await pod.close();
   assert.deepEqual(snapshot(dir), before);
   await assert.rejects(openPod(dir, { lazy: false }), isTwice);
+
+  // Mended while open: the next read reads the file again.
+  const mended = await openPod<number>(dir);
+  assert.throws(() => mended.get("k45"), isTwice);
+  Deno.writeTextFileSync(path, edited.replace('["k30",31,"twice"]', '["k31",31,31]'));
+  assert.equal(mended.get("k45"), 45);
+  assert.deepEqual([...mended.keys()], range(0, 60));
+  await mended.close();
 });
 
 /** A deterministic, poorly compressible string. */
