@@ -1,17 +1,8 @@
 import assert from "node:assert/strict";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { tempDir } from "../_testing/fs.ts";
-import { type FileSystem, fs, setFileSystem } from "../_internal/fs.ts";
+import { countShardReads, readText as read, shardFiles, shardName } from "../_testing/pod.ts";
 import { CorruptFileError, openPod } from "./mod.ts";
-
-const shardFiles = (dir: string) =>
-  Array.from(Deno.readDirSync(dir), (entry) => entry.name).filter((name) =>
-    name.startsWith("shard-")
-  ).sort();
-
-const read = (dir: string, name: string) => Deno.readTextFileSync(join(dir, name));
-
-const shardName = (index: number, ext = "json") => `shard-${String(index).padStart(6, "0")}.${ext}`;
 
 /** The header of a JSON shard: its first line without the `[` and the `,`. */
 function jsonHeader(text: string): { pod: number; n?: number; seq?: [number, number] } {
@@ -22,49 +13,6 @@ function jsonHeader(text: string): { pod: number; n?: number; seq?: [number, num
 /** The bytes of every shard file of `dir`, by name. */
 function snapshot(dir: string): Map<string, Uint8Array> {
   return new Map(shardFiles(dir).map((name) => [name, Deno.readFileSync(join(dir, name))]));
-}
-
-/**
- * Counts how shard files are read, through the filesystem seam: whole
- * (`readFile`, `readFileSync`: their records) or opened for reading (the
- * header of a lazy open).
- */
-function countReads() {
-  const base = fs;
-  const whole: string[] = [];
-  const opened: string[] = [];
-  const isShard = (path: string) => basename(path).startsWith("shard-");
-  const counting: FileSystem = {
-    ...base,
-    readFile: (path) => {
-      if (isShard(path)) whole.push(basename(path));
-      return base.readFile(path);
-    },
-    readFileSync: (path) => {
-      if (isShard(path)) whole.push(basename(path));
-      return base.readFileSync(path);
-    },
-    open: (path, options) => {
-      if (isShard(path) && options.read && !options.write) opened.push(basename(path));
-      return base.open(path, options);
-    },
-    openSync: (path, options) => {
-      if (isShard(path) && options.read && !options.write) opened.push(basename(path));
-      return base.openSync(path, options);
-    },
-  };
-  const restore = setFileSystem(counting);
-  return {
-    whole,
-    opened,
-    restore,
-    /** The distinct shard files read whole so far. */
-    shards: () => new Set(whole).size,
-    reset() {
-      whole.length = 0;
-      opened.length = 0;
-    },
-  };
 }
 
 /** A pod of `count` keys `k0`, `k1`, … with values 0, 1, …, written and closed. */
@@ -127,7 +75,7 @@ Deno.test("lazy open: order, entries and size match an eager open and a Map", as
     assert.deepEqual([...eager.entries()], expected);
   }
   {
-    const reads = countReads();
+    const reads = countShardReads();
     try {
       await using lazy = await openPod(dir);
       // Several groups: not everything is read at open.
@@ -189,7 +137,7 @@ Deno.test("a lazy open reads headers only; records are read when needed, once", 
   assert.equal(shardFiles(dir).length, 100);
   const all = range(0, 1000);
 
-  let reads = countReads();
+  let reads = countShardReads();
   try {
     const pod = await openPod<number>(dir);
     assert.ok(reads.shards() <= 1, `read at open: ${reads.whole}`);
@@ -223,7 +171,7 @@ Deno.test("a lazy open reads headers only; records are read when needed, once", 
   assert.match(read(dir, shardName(1)), /\["k12",12,-12\]/);
 
   // A key that is not there reads everything, once.
-  reads = countReads();
+  reads = countShardReads();
   try {
     const pod = await openPod<number>(dir);
     assert.equal(pod.has("missing"), false);
@@ -236,7 +184,7 @@ Deno.test("a lazy open reads headers only; records are read when needed, once", 
   }
 
   // Iterating to the end reads each shard once; so does an eager open, at open.
-  reads = countReads();
+  reads = countShardReads();
   try {
     const pod = await openPod<number>(dir);
     assert.equal([...pod.values()].length, 1000);
@@ -569,7 +517,7 @@ Deno.test("gzip and msgpack pods open lazily with the same entries", async () =>
         await using eager = await openPod(dir, { lazy: false });
         assert.deepEqual([...eager], expected, what);
       }
-      const reads = countReads();
+      const reads = countShardReads();
       try {
         const pod = await openPod(dir);
         // Overlapping ranges (keys set again in old shards) are read
@@ -600,7 +548,7 @@ Deno.test("gzip and msgpack pods without overlaps read one shard at open", async
       await using pod = await openPod(dir, { format, gzip, fileSize: 40 });
       for (let i = 0; i < 2000; i++) pod.set(`k${i}`, { i, text: noise(i, 200) });
     }
-    const reads = countReads();
+    const reads = countShardReads();
     try {
       await using pod = await openPod<{ i: number }>(dir);
       assert.equal(reads.shards(), 1);
@@ -631,7 +579,7 @@ Deno.test("shards in the old layout (no n, no seq) are read at open; a sync give
     '[{"pod":1,"n":2,"seq":[2,3]},\n["c",2,3],\n["d",3,4]]\n',
   );
   Deno.writeTextFileSync(join(dir, shardName(3)), '[{"pod":1,"n":1,"seq":[4,4]},\n["e",4,5]]\n');
-  const reads = countReads();
+  const reads = countShardReads();
   try {
     const pod = await openPod<number>(dir);
     assert.deepEqual(new Set(reads.whole), new Set([shardName(0), shardName(1)]));
@@ -674,7 +622,7 @@ Deno.test("revert on a lazy pod restores what was synced, read lazily again", as
   const dir = await tempDir();
   await fill(dir, 50, 10);
   const synced = range(0, 50).map((key, i): [string, number | string] => [key, i]);
-  const reads = countReads();
+  const reads = countShardReads();
   try {
     const pod = await openPod<number | string>(dir);
     pod.set("k3", "changed");
@@ -821,7 +769,7 @@ Deno.test("keys deleted and set again in old shards: a lazy open still reads one
     }
   }
   assert.ok(jsonHeader(read(dir, shardName(0))).seq![1] >= 100, "shard 0 spans the whole order");
-  const reads = countReads();
+  const reads = countShardReads();
   try {
     const pod = await openPod<number>(dir);
     assert.equal(reads.shards(), 1, `read at open: ${reads.whole}`);

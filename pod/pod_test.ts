@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { tempDir } from "../_testing/fs.ts";
+import { readText as read, shardFiles } from "../_testing/pod.ts";
 import { join } from "node:path";
 import {
   type FileHandle,
@@ -11,13 +12,6 @@ import {
 } from "../_internal/fs.ts";
 import { AtomicWriteError } from "../atomic/mod.ts";
 import { CorruptFileError, openPod, PersistentOrderedDict, Pod } from "./mod.ts";
-
-const shardFiles = (dir: string) =>
-  Array.from(Deno.readDirSync(dir), (entry) => entry.name).filter((name) =>
-    name.startsWith("shard-")
-  ).sort();
-
-const read = (dir: string, name: string) => Deno.readTextFileSync(join(dir, name));
 
 Deno.test("a pod reads like a Map and keeps insertion order", async () => {
   const dir = await tempDir();

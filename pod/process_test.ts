@@ -8,12 +8,8 @@ import {
   spawnDeno,
   writeChildScript,
 } from "../_testing/child.ts";
+import { shardFiles } from "../_testing/pod.ts";
 import { openPod, PodLockedError } from "./mod.ts";
-
-const shardFiles = (dir: string) =>
-  Array.from(Deno.readDirSync(dir), (entry) => entry.name).filter((name) =>
-    name.startsWith("shard-")
-  ).sort();
 
 /** Every record of every shard file, by file. */
 function readShards(dir: string): Map<string, [string, number, unknown][]> {

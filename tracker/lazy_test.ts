@@ -1,53 +1,10 @@
 import assert from "node:assert/strict";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { tempDir } from "../_testing/fs.ts";
-import { type FileSystem, fs, setFileSystem } from "../_internal/fs.ts";
+import { countShardReads, readText as read, shardFiles, shardName } from "../_testing/pod.ts";
+import { counts, recount } from "../_testing/tracker.ts";
 import { CorruptFileError, openPod } from "../pod/mod.ts";
 import { DuplicateKeyError, openTracker, type ProgressTracker } from "./mod.ts";
-
-const shardFiles = (dir: string) =>
-  Array.from(Deno.readDirSync(dir), (entry) => entry.name).filter((name) =>
-    name.startsWith("shard-")
-  ).sort();
-
-const read = (dir: string, name: string) => Deno.readTextFileSync(join(dir, name));
-
-const shardName = (index: number) => `shard-${String(index).padStart(6, "0")}.json`;
-
-/** Counts the shard files read whole (their records) through the filesystem seam. */
-function countReads() {
-  const base = fs;
-  const whole: string[] = [];
-  const isShard = (path: string) => basename(path).startsWith("shard-");
-  const counting: FileSystem = {
-    ...base,
-    readFile: (path) => {
-      if (isShard(path)) whole.push(basename(path));
-      return base.readFile(path);
-    },
-    readFileSync: (path) => {
-      if (isShard(path)) whole.push(basename(path));
-      return base.readFileSync(path);
-    },
-  };
-  const restore = setFileSystem(counting);
-  return { whole, restore, shards: () => new Set(whole).size };
-}
-
-function counts(tracker: ProgressTracker<object>) {
-  return { done: tracker.numDone(), tried: tracker.numTried(), aborted: tracker.numAborted() };
-}
-
-/** The counts, from the entries (reads every shard). */
-function recount(tracker: ProgressTracker<object>) {
-  let done = 0, tried = 0, aborted = 0;
-  for (const entry of tracker.values()) {
-    if (entry._done) done++;
-    if (entry._tries > 0) tried++;
-    if (entry._aborted) aborted++;
-  }
-  return { done, tried, aborted };
-}
 
 const key = (i: number) => `t${i}`;
 
@@ -75,7 +32,7 @@ Deno.test("a lazy tracker knows its counts from the shard headers, without readi
     read(dir, shardName(1)),
     /^\[\{"pod":1,"n":10,"seq":\[10,19\],"summary":\{"tracker":\[3,2,1\]\}\},\n/,
   );
-  const reads = countReads();
+  const reads = countShardReads();
   try {
     const tracker = await openTracker(dir);
     assert.deepEqual(counts(tracker), expected);
@@ -137,7 +94,7 @@ Deno.test("counts stay right through a lazy pass of tryKeys and markDone, and af
     await tracker.sync();
     assert.deepEqual(counts(tracker), modelCounts());
   }
-  const reads = countReads();
+  const reads = countShardReads();
   try {
     const tracker = await openTracker(dir);
     assert.deepEqual(counts(tracker), modelCounts());
@@ -258,7 +215,7 @@ Deno.test("a summary in a shard read at open is not trusted; a bad summary makes
     join(dir, name),
     text.replace(/"tracker":\[\d+,\d+,\d+\]/, '"tracker":"many"'),
   );
-  const reads = countReads();
+  const reads = countShardReads();
   try {
     const tracker = await openTracker(dir);
     assert.deepEqual(counts(tracker), expected);
@@ -356,7 +313,7 @@ Deno.test("state changes on tasks in unread shards read them and keep the counts
       aborted: base.aborted + (delta.aborted ?? 0),
     };
     {
-      const reads = countReads();
+      const reads = countShardReads();
       try {
         await using tracker = await openTracker(copy);
         assert.ok(reads.shards() <= 1, what);
@@ -382,7 +339,7 @@ Deno.test("revert on a lazy tracker: counts from the headers again", async () =>
   tracker.abort("t1");
   for (const k of tracker.todoKeys()) tracker.incrementTries(k);
   assert.notDeepEqual(counts(tracker), expected);
-  const reads = countReads();
+  const reads = countShardReads();
   try {
     await tracker.revert();
     assert.ok(reads.shards() <= 1);
@@ -443,7 +400,7 @@ Deno.test("tasks deleted and added again in old shards: counts and order after a
     expected = counts(tracker);
     order = [...tracker.keys()];
   }
-  const reads = countReads();
+  const reads = countShardReads();
   try {
     await using tracker = await openTracker(dir, { fileSize: 10 });
     assert.ok(reads.shards() <= 1, `read at open: ${reads.whole}`);

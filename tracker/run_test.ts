@@ -1,19 +1,10 @@
 import assert from "node:assert/strict";
 import { tempDir } from "../_testing/fs.ts";
 import { injectFaults } from "../_internal/fs.ts";
-import { openTracker, type ProgressTracker } from "./mod.ts";
+import { recount } from "../_testing/tracker.ts";
+import { openTracker } from "./mod.ts";
 
 const tick = (ms = 1) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function recount(tracker: ProgressTracker<object>) {
-  let done = 0, tried = 0, aborted = 0;
-  for (const entry of tracker.values()) {
-    if (entry._done) done++;
-    if (entry._tries > 0) tried++;
-    if (entry._aborted) aborted++;
-  }
-  return { done, tried, aborted };
-}
 
 const keys = (count: number) => Array.from({ length: count }, (_, i) => `t${i}`);
 const number = (key: string) => Number(key.slice(1));

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { tempDir } from "../_testing/fs.ts";
 import { injectFaults } from "../_internal/fs.ts";
+import { counts, recount } from "../_testing/tracker.ts";
 import { openPod } from "../pod/mod.ts";
 import {
   AtomicStoreError,
@@ -11,21 +12,6 @@ import {
   Tracker,
   UnknownKeyError,
 } from "./mod.ts";
-
-/** The counts, recounted from the entries. */
-function recount(tracker: ProgressTracker<object>) {
-  let done = 0, tried = 0, aborted = 0;
-  for (const entry of tracker.values()) {
-    if (entry._done) done++;
-    if (entry._tries > 0) tried++;
-    if (entry._aborted) aborted++;
-  }
-  return { done, tried, aborted };
-}
-
-function counts(tracker: ProgressTracker<object>) {
-  return { done: tracker.numDone(), tried: tracker.numTried(), aborted: tracker.numAborted() };
-}
 
 /** A small website: page i links to a few others; some pages fail on their first fetch. */
 const PAGES = 150;
