@@ -326,12 +326,19 @@ async function readPodDir(
     // Small reads: synchronous calls cost less than a trip to the I/O threads.
     for (let i = 0; i < files.length; i++) {
       const file = join(dir, files[i].name);
-      const header = readShardHeader(file, format);
-      shards[i] = { index: files[i].index, file, header, records: undefined, sorted: true };
+      // The records come along only when the header did not fit in the first kilobytes.
+      shards[i] = {
+        index: files[i].index,
+        file,
+        records: undefined,
+        sorted: true,
+        ...readShardHeader(file, format),
+      };
     }
   }
   await pool(files.map((file, position) => ({ file, position })), CONCURRENCY, async (item) => {
-    if (shards[item.position] && isCompleteHeader(shards[item.position].header)) return;
+    const read = shards[item.position];
+    if (read && (read.records !== undefined || isCompleteHeader(read.header))) return;
     const file = join(dir, item.file.name);
     const decoded = decodeShard(file, format, await fs.readFile(file));
     shards[item.position] = { index: item.file.index, file, ...decoded };

@@ -294,10 +294,14 @@ function headerFromPrefix(format: ShardFormat, bytes: Uint8Array): unknown {
 
 /**
  * Reads the header of the shard file at `path` from its first few
- * kilobytes (the whole file if the header is longer). A damaged header is
- * a {@linkcode CorruptFileError} naming `path`; the records are not read.
+ * kilobytes. When the header does not fit there (or looks unusual), the
+ * whole file is decoded, and its records come back too. A damaged file is
+ * a {@linkcode CorruptFileError} naming `path`.
  */
-export function readShardHeader(path: string, format: ShardFormat): ShardHeader {
+export function readShardHeader(
+  path: string,
+  format: ShardFormat,
+): { header: ShardHeader } | DecodedShard {
   const file = fs.openSync(path, { read: true });
   let prefix: Uint8Array;
   let whole = false;
@@ -327,7 +331,7 @@ export function readShardHeader(path: string, format: ShardFormat): ShardHeader 
     header = undefined; // unusual or damaged: decoding the whole file says which
   }
   if (header === undefined) {
-    return decodeShard(path, format, whole ? prefix : fs.readFileSync(path)).header;
+    return decodeShard(path, format, whole ? prefix : fs.readFileSync(path));
   }
-  return checkHeader(path, format, header);
+  return { header: checkHeader(path, format, header) };
 }

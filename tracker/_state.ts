@@ -208,10 +208,11 @@ export class TrackerState {
     loaded: (keys, entries, summaries) => {
       const expected: Counts = [0, 0, 0];
       for (const summary of summaries) addCounts(expected, summary);
-      const [done, tried, aborted, problem] = this.#scan(keys, entries);
-      this.done += done - expected[0];
-      this.tried += tried - expected[1];
-      this.aborted += aborted - expected[2];
+      const actual: Counts = [0, 0, 0];
+      const problem = this.#scan(keys, entries, actual);
+      this.done += actual[0] - expected[0];
+      this.tried += actual[1] - expected[1];
+      this.aborted += actual[2] - expected[2];
       if (problem) this.core.report(problem);
     },
   };
@@ -237,16 +238,15 @@ export class TrackerState {
       keys.push(key);
       entries.push(entry);
     }
-    const [done, tried, aborted, problem] = this.#scan(keys, entries);
-    const counts: Counts = [done, tried, aborted];
+    const counts: Counts = [0, 0, 0];
+    const problem = this.#scan(keys, entries, counts);
     for (const summary of summaries) addCounts(counts, summary);
     [this.done, this.tried, this.aborted] = counts;
     return problem;
   }
 
-  /** Counts and checks entries, filling in missing state fields. */
-  #scan(keys: readonly string[], entries: readonly Entry[]): [...Counts, TypeError | undefined] {
-    let done = 0, tried = 0, aborted = 0;
+  /** Adds the counts of entries to `counts` and checks them, filling in missing state fields. */
+  #scan(keys: readonly string[], entries: readonly Entry[], counts: Counts): TypeError | undefined {
     let problem: TypeError | undefined;
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i];
@@ -264,11 +264,9 @@ export class TrackerState {
       } else {
         problem ??= this.#notATask(key, value);
       }
-      if (value?._done === true) done++;
-      if (value?._tries > 0) tried++;
-      if (value?._aborted === true) aborted++;
+      countInto(counts, value);
     }
-    return [done, tried, aborted, problem];
+    return problem;
   }
 
   #notATask(key: string, value: unknown): TypeError {
