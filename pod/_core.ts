@@ -141,12 +141,11 @@ export interface ShardSummarizer {
   /** The summary of the values of one shard: a small JSON value. */
   summarize(values: readonly unknown[]): unknown;
   /**
-   * Called when shards are read after open, with their new entries (keys
-   * and entries, in order) and the summaries their headers gave
-   * (`undefined` where none), which also counted any record dropped as a
-   * copy of a key read before.
+   * Called when a shard is read after open, with its new entries, in
+   * order, and the summary its header gave (`undefined` if none), which
+   * also counted any record dropped as a copy of a key read before.
    */
-  loaded(keys: readonly string[], entries: readonly Entry[], summaries: readonly unknown[]): void;
+  loaded(entries: readonly Entry[], summary: unknown): void;
 }
 
 interface LoadedShard {
@@ -570,7 +569,6 @@ export class PodCore implements ExitParticipant {
     // Straight to the end of the order when nothing waits and the whole
     // shard comes before the next one: the usual case.
     const direct = deferred.size === 0 && (records.length === 0 || records.at(-1)![1] < frontier);
-    const keys: string[] = [];
     const added: Entry[] = [];
     /** Records of keys read before from another file (or deleted since). */
     const dropped: string[] = [];
@@ -597,11 +595,10 @@ export class PodCore implements ExitParticipant {
           deferred.set(key, entry);
           this.#deferredBySeq.push(entry);
         }
-        keys.push(key);
         added.push(entry);
       }
     } catch (error) {
-      for (const key of keys) {
+      for (const { key } of added) {
         if (!entries.delete(key)) deferred.delete(key); // left in the heap, skipped
       }
       this.#dropStaleDeferred();
@@ -609,7 +606,7 @@ export class PodCore implements ExitParticipant {
       throw error;
     }
     if (direct) {
-      if (keys.length > 0) this.#lastKey = keys.at(-1);
+      if (added.length > 0) this.#lastKey = added.at(-1)!.key;
     } else {
       const bySeq = this.#deferredBySeq;
       while (bySeq.size > 0 && bySeq.peek()!.seq < frontier) {
@@ -634,7 +631,7 @@ export class PodCore implements ExitParticipant {
     item.records = undefined; // the entries hold what is needed now
     this.#next++;
     if (!this.partial) this.#erased.clear();
-    if (later && this.summarizer) this.summarizer.loaded(keys, added, [summary]);
+    if (later && this.summarizer) this.summarizer.loaded(added, summary);
   }
 
   /** Empties the heap of deferred entries once none is deferred, so it holds no values. */
@@ -708,9 +705,9 @@ export class PodCore implements ExitParticipant {
   }
 
   /** The entries of the shards read so far (those placed in order first); reads nothing. */
-  *entriesRead(): IterableIterator<[string, Entry]> {
-    yield* this.#entries;
-    yield* this.#deferred;
+  *entriesRead(): IterableIterator<Entry> {
+    yield* this.#entries.values();
+    yield* this.#deferred.values();
   }
 
   /** Every entry, in order, with every shard read. */

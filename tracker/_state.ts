@@ -205,11 +205,11 @@ export class TrackerState {
       for (const value of values) countInto(counts, value as Partial<Raw> | null);
       return counts;
     },
-    loaded: (keys, entries, summaries) => {
+    loaded: (entries, summary) => {
       const expected: Counts = [0, 0, 0];
-      for (const summary of summaries) addCounts(expected, summary);
+      addCounts(expected, summary);
       const actual: Counts = [0, 0, 0];
-      const problem = this.#scan(keys, entries, actual);
+      const problem = this.#scan(entries, actual);
       this.done += actual[0] - expected[0];
       this.tried += actual[1] - expected[1];
       this.aborted += actual[2] - expected[2];
@@ -232,25 +232,18 @@ export class TrackerState {
       core.readAll();
       summaries = [];
     }
-    const keys: string[] = [];
-    const entries: Entry[] = [];
-    for (const [key, entry] of core.entriesRead()) {
-      keys.push(key);
-      entries.push(entry);
-    }
     const counts: Counts = [0, 0, 0];
-    const problem = this.#scan(keys, entries, counts);
+    const problem = this.#scan(core.entriesRead(), counts);
     for (const summary of summaries) addCounts(counts, summary);
     [this.done, this.tried, this.aborted] = counts;
     return problem;
   }
 
   /** Adds the counts of entries to `counts` and checks them, filling in missing state fields. */
-  #scan(keys: readonly string[], entries: readonly Entry[], counts: Counts): TypeError | undefined {
+  #scan(entries: Iterable<Entry>, counts: Counts): TypeError | undefined {
     let problem: TypeError | undefined;
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i];
-      const entry = entries[i];
+    for (const entry of entries) {
+      const key = entry.key;
       const value = entry.value as Raw;
       if (value !== null && typeof value === "object") {
         const d = value._done, t = value._tries, a = value._aborted;
